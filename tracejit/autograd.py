@@ -1,0 +1,381 @@
+"""Grad mode, graph nodes and the backward engine.
+
+A `Node` is what `tensor.grad_fn` points to: it holds the op, the inputs its vjp reads (with their
+version counters at save time) and one edge per input (the input's `grad_fn` and output slot, or
+the leaf tensor itself). The engine walks the graph iteratively (no recursion: a chain of 100 000
+ops is fine) in dependency order, calls each node's vjp, sums gradients flowing into the same
+slot, and accumulates into leaves' `.grad` or captures them for `autograd.grad`. This module knows
+Tensor only by duck typing; tensor.py imports it, not the other way round.
+"""
+from __future__ import annotations
+
+import functools
+import weakref
+
+_state = {"grad": True}
+
+
+def is_grad_enabled() -> bool:
+    return _state["grad"]
+
+
+class _GradMode:
+    """Base of no_grad / enable_grad / set_grad_enabled: context manager and decorator."""
+    mode = True
+
+    def __enter__(self):
+        self._prev = _state["grad"]
+        _state["grad"] = self.mode
+
+    def __exit__(self, *exc):
+        _state["grad"] = self._prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*a, **k):
+            with type(self)() if type(self) is not set_grad_enabled else \
+                    set_grad_enabled(self.mode):
+                return fn(*a, **k)
+        return wrapper
+
+
+class no_grad(_GradMode):
+    mode = False
+
+
+class enable_grad(_GradMode):
+    mode = True
+
+
+class set_grad_enabled(_GradMode):
+    def __init__(self, mode: bool) -> None:
+        self.mode = bool(mode)
+        self._prev = _state["grad"]
+        _state["grad"] = self.mode  # takes effect when called, as torch's does
+
+    def __enter__(self):
+        pass
+
+    def __call__(self, fn):
+        _state["grad"] = self._prev
+        return super().__call__(fn)
+
+
+class Meta:
+    """Shape and dtype of an input whose values the vjp does not read (they are not saved)."""
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape = shape
+        self.dtype = dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+
+class Node:
+    """A recorded op application. Subclasses (compiled functions) override `apply`."""
+    __slots__ = ("op", "params", "next", "saved", "versions", "metas", "out", "freed",
+                 "pre_hooks", "retains", "__weakref__")
+    n_out = 1
+
+    def __init__(self, op, params, inputs, out) -> None:
+        self.op = op
+        self.params = params
+        self.next = tuple(_edge(t) for t in inputs)
+        saves = op.saves
+        self.metas = tuple((t.shape, t.dtype) for t in inputs)
+        self.saved = tuple(t if i in saves else None for i, t in enumerate(inputs))
+        self.versions = tuple(t._version[0] if i in saves else 0 for i, t in enumerate(inputs))
+        # the output is kept as data plus version box; a fresh Tensor wraps it at backward so
+        # that double backward sees this node as its grad_fn without a reference cycle
+        self.out = (out._data, out._version, out._version[0]) if -1 in saves else None
+        self.freed = False
+        self.pre_hooks = None
+        self.retains = None
+
+    def name(self) -> str:
+        return "".join(p.capitalize() for p in self.op.name.split("_")) + "Backward0"
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object>"
+
+    def _unpack(self, Tensor):
+        if self.freed:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time (or directly access saved "
+                "tensors after they have already been freed). Saved intermediate values of the "
+                "graph are freed when you call .backward() or autograd.grad(). Specify "
+                "retain_graph=True if you need to backward through the graph a second time.")
+        ins = []
+        for t, v, (shape, dtype) in zip(self.saved, self.versions, self.metas):
+            if t is None:
+                ins.append(Meta(shape, dtype))
+                continue
+            if t._version[0] != v:
+                _modified(t, v, self)
+            ins.append(t)
+        out = None
+        if self.out is not None:
+            data, box, v = self.out
+            if box[0] != v:
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation has been modified "
+                    f"by an inplace operation: the output of {self.name()} is at version "
+                    f"{box[0]}; expected version {v} instead. Use an out-of-place op (or .clone()"
+                    f" it first).")
+            out = Tensor._make(data, True, self, box)
+        return ins, out
+
+    def apply(self, grads, Tensor):
+        ins, out = self._unpack(Tensor)
+        res = self.op.vjp(grads[0], out, *ins, **self.params)
+        return res
+
+    def release(self) -> None:
+        if any(s is not None for s in self.saved) or self.out is not None:
+            self.freed = True
+        self.saved = (None,) * len(self.saved)
+        self.out = None
+
+
+def _modified(t, v, node):
+    raise RuntimeError(
+        f"one of the variables needed for gradient computation has been modified by an inplace "
+        f"operation: [{t.dtype.name} {list(t.shape)}], which is an input of {node.name()}, is at "
+        f"version {t._version[0]}; expected version {v} instead. Hint: use an out-of-place op "
+        f"(x = x + y instead of x += y) or .clone() the tensor before modifying it.")
+
+
+def _edge(t):
+    if not t.requires_grad:
+        return None
+    if t.grad_fn is None:
+        return (t, 0)            # leaf: accumulate into t.grad
+    return (t.grad_fn, t._out_idx)
+
+
+class RemovableHandle:
+    def __init__(self, container, item) -> None:
+        self._ref = weakref.ref(container) if not isinstance(container, list) else None
+        self._container = container
+        self._item = item
+
+    def remove(self) -> None:
+        try:
+            self._container.remove(self._item)
+        except ValueError:
+            pass
+
+
+# --- the engine ---
+
+
+def _collect(root_keys):
+    """Dependency counts of every node reachable from the roots (iterative DFS)."""
+    deps: dict = {}
+    stack = list(root_keys)
+    seen = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen or _is_leaf_key(node):
+            continue
+        seen.add(id(node))
+        for e in node.next:
+            if e is None:
+                continue
+            deps[e[0]] = deps.get(e[0], 0) + 1
+            stack.append(e[0])
+    return deps
+
+
+def _is_leaf_key(k) -> bool:
+    return not isinstance(k, Node)
+
+
+def _needed(roots, targets):
+    """Nodes on some path from a root to a target (only they run in autograd.grad)."""
+    needed: set = set()
+    state: dict = {}
+    for r in roots:
+        stack = [(r, 0)]
+        while stack:
+            node, i = stack.pop()
+            if _is_leaf_key(node):
+                continue
+            if i == 0:
+                if id(node) in state:
+                    continue
+                state[id(node)] = False
+            if i < len(node.next):
+                stack.append((node, i + 1))
+                e = node.next[i]
+                if e is not None:
+                    stack.append((e[0], 0))
+                continue
+            hit = any(e is not None and (e in targets or (_is_leaf_key(e[0]) and
+                                                         e[0] in targets) or
+                                         id(e[0]) in needed) for e in node.next)
+            if hit:
+                needed.add(id(node))
+    return needed
+
+
+def run_backward(Tensor, roots, grads, *, retain_graph=False, create_graph=False, inputs=None,
+                 accumulate=True, allow_unused=False):
+    """Backpropagate `grads` from `roots`. With `inputs` and accumulate=False: return their
+    gradients (autograd.grad); with accumulate=True: fill `.grad` of leaves (of `inputs` only,
+    when given)."""
+    buffers: dict = {}
+    ready = []
+    root_edges = []
+    for t, g in zip(roots, grads):
+        e = _edge(t)
+        if e is None:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a "
+                               "grad_fn; call requires_grad_() on the inputs you differentiate "
+                               "with respect to, or compute the output with grad enabled")
+        root_edges.append((e, g))
+    deps = _collect([e[0] for e, _ in root_edges])
+    targets = None
+    if inputs is not None:
+        targets = {}
+        for i, t in enumerate(inputs):
+            e = _edge(t)
+            if e is None:
+                raise RuntimeError(f"One of the differentiated Tensors (input {i}) does not "
+                                   f"require grad")
+            targets[e if not _is_leaf_key(e[0]) else e[0]] = i
+        needed = _needed([e[0] for e, _ in root_edges], targets)
+    captured = [None] * (len(inputs) if inputs is not None else 0)
+    stored_ids = {id(g._data) for _, g in root_edges}
+    for (key, idx), g in root_edges:
+        _add(buffers, key, idx, g)
+        if deps.get(key, 0) == 0 and key not in ready:
+            ready.append(key)
+    prev = _state["grad"]
+    _state["grad"] = bool(create_graph)
+    try:
+        while ready:
+            key = ready.pop()
+            slots = buffers.pop(key, None)
+            if _is_leaf_key(key):
+                _finish_leaf(key, slots, targets, captured, accumulate, create_graph,
+                             stored_ids)
+                continue
+            node = key
+            if slots is not None:
+                slots = _node_hooks(node, slots, create_graph)
+            if targets is not None:
+                for i in range(node.n_out):
+                    j = targets.get((node, i))
+                    if j is not None and slots is not None:
+                        captured[j] = slots[i]
+                run = id(node) in needed
+            else:
+                run = True
+            res = None
+            if run and slots is not None and any(s is not None for s in slots):
+                res = node.apply(slots, Tensor)
+            for k, e in enumerate(node.next):
+                if e is None:
+                    continue
+                tgt, idx = e
+                if res is not None:
+                    r = res[k]
+                    if callable(r):
+                        r = r()
+                    if r is not None:
+                        r = _fit(r, node.metas[k])
+                        _add(buffers, tgt, idx, r)
+                deps[tgt] -= 1
+                if deps[tgt] == 0:
+                    ready.append(tgt)
+            if not retain_graph and run:
+                node.release()
+    finally:
+        _state["grad"] = prev
+    if inputs is not None and not accumulate:
+        for i, c in enumerate(captured):
+            if c is None and not allow_unused:
+                raise RuntimeError(f"One of the differentiated Tensors (input {i}) appears to "
+                                   f"not have been used in the graph. Set allow_unused=True if "
+                                   f"this is the desired behavior.")
+        return tuple(captured)
+    return None
+
+
+def _add(buffers, key, idx, g):
+    slots = buffers.get(key)
+    if slots is None:
+        n = key.n_out if isinstance(key, Node) else 1
+        slots = buffers[key] = [None] * n
+    slots[idx] = g if slots[idx] is None else slots[idx] + g
+
+
+def _fit(g, meta):
+    shape, dtype = meta
+    if g.shape != shape:
+        g = g._sum_to(shape)
+    if g.dtype is not dtype and dtype.is_floating_point:
+        g = g.to(dtype)
+    return g
+
+
+def _node_hooks(node, slots, create_graph):
+    if node.pre_hooks:
+        for i, hooks in node.pre_hooks.items():
+            for h in list(hooks):
+                if slots[i] is not None:
+                    r = h(slots[i])
+                    if r is not None:
+                        slots[i] = r
+    if node.retains:
+        for i, ref in node.retains.items():
+            t = ref()
+            if t is not None and slots[i] is not None:
+                g = slots[i] if create_graph else slots[i].detach()
+                t.grad = g if t.grad is None else t.grad + g
+    return slots
+
+
+def _finish_leaf(t, slots, targets, captured, accumulate, create_graph, stored_ids):
+    g = slots[0] if slots else None
+    if g is None:
+        return
+    for h in list(t._hooks or ()):
+        r = h(g)
+        if r is not None:
+            g = r
+    if targets is not None:
+        j = targets.get(t)
+        if j is None:
+            return
+        if not accumulate:
+            captured[j] = g
+            return
+    if not accumulate:
+        return
+    if not create_graph:
+        g = g.detach()
+        d = g._data
+        if t.grad is None:
+            # keep the gradient unaliased: optimizers and users modify .grad in place
+            if id(d) in stored_ids or d.base is not None or not d.flags.writeable:
+                d = d.copy()
+            stored_ids.add(id(d))
+            t.grad = Tensor_from(t, d)
+        else:
+            if t.grad.shape != g.shape:
+                raise RuntimeError(f"the accumulated .grad has shape {tuple(t.grad.shape)} but "
+                                   f"the new gradient has shape {tuple(g.shape)}")
+            t.grad._data += d
+            t.grad._version[0] += 1
+    else:
+        t.grad = g if t.grad is None else t.grad + g
+
+
+def Tensor_from(like, data):
+    return type(like)._make(data, False, None, None)

@@ -1,0 +1,226 @@
+"""Tensor factories (`tensor`, `zeros`, `arange`, `randn`, ...) and the random generator.
+
+Python floats become float32 and ints int64, as in PyTorch. `from_numpy` and `from_dlpack`
+share memory with their source.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .ops import dtypes as D
+from .tensor import Tensor
+
+_rng = {"gen": np.random.default_rng()}
+
+
+def manual_seed(seed: int):
+    _rng["gen"] = np.random.default_rng(int(seed))
+    return _rng["gen"]
+
+
+def seed() -> int:
+    s = int(np.random.SeedSequence().entropy % (2 ** 63))
+    manual_seed(s)
+    return s
+
+
+def _dtype(dtype, default=None):
+    return D.get_dtype(dtype) if dtype is not None else default
+
+
+def _infer_dtype(data) -> D.DType:
+    """PyTorch's rule for nested Python data: bool < int (int64) < float (float32)."""
+    kinds = set()
+    stack = [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, (list, tuple)):
+            stack.extend(x)
+        elif isinstance(x, Tensor):
+            kinds.add(x.dtype)
+        elif isinstance(x, (bool, np.bool_)):
+            kinds.add(D.bool_)
+        elif isinstance(x, (int, np.integer)):
+            kinds.add(D.int64)
+        elif isinstance(x, (float, np.floating)):
+            kinds.add(D.float32)
+        else:
+            raise TypeError(f"tensor(): cannot build a tensor from an element of type "
+                            f"{type(x).__name__}")
+    if not kinds:
+        return D.float32
+    out = None
+    for k in kinds:
+        out = k if out is None else D.promote_types(out, k)
+    return out
+
+
+def _device_check(device):
+    if device is not None and str(device) not in ("cpu",):
+        from .tensor import Device
+        dev = Device(device)
+        if dev.type == "cuda":
+            raise RuntimeError("device='cuda' is not available: tracejit's CUDA support is not "
+                               "built in this version; use device='cpu'")
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    _device_check(device)
+    if isinstance(data, Tensor):
+        arr = np.array(data._data, copy=True)
+        if dtype is not None:
+            arr = arr.astype(_dtype(dtype).np)
+    elif isinstance(data, np.ndarray):
+        D.from_numpy_dtype(data.dtype)
+        arr = np.array(data, dtype=_dtype(dtype).np if dtype is not None else None, copy=True)
+    else:
+        if isinstance(data, (list, tuple)):
+            data = _unwrap_nested(data)
+        d = _dtype(dtype) or _infer_dtype(data)
+        try:
+            arr = np.array(data, dtype=d.np)
+        except ValueError as e:
+            raise ValueError(f"tensor(): could not build a tensor from the data: {e}") from None
+    t = Tensor._make(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _unwrap_nested(data):
+    if isinstance(data, (list, tuple)):
+        return [_unwrap_nested(x) for x in data]
+    if isinstance(data, Tensor):
+        return data._data.tolist()
+    return data
+
+
+def _shape(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (list, tuple)):
+        size = tuple(size[0])
+    out = tuple(int(s) for s in size)
+    for s in out:
+        if s < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(out)}")
+    return out
+
+
+def _new(arr, requires_grad, device=None):
+    _device_check(device)
+    t = Tensor._make(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _new(np.zeros(_shape(size), _dtype(dtype, D.float32).np), requires_grad, device)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _new(np.ones(_shape(size), _dtype(dtype, D.float32).np), requires_grad, device)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _new(np.empty(_shape(size), _dtype(dtype, D.float32).np), requires_grad, device)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    d = _dtype(dtype) or D.scalar_dtype(fill_value)
+    return _new(np.full(_shape((size,)), fill_value, d.np), requires_grad, device)
+
+
+def zeros_like(t, dtype=None, requires_grad=False, device=None) -> Tensor:
+    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=device)
+
+
+def ones_like(t, dtype=None, requires_grad=False, device=None) -> Tensor:
+    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=device)
+
+
+def empty_like(t, dtype=None, requires_grad=False, device=None) -> Tensor:
+    return empty(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=device)
+
+
+def full_like(t, fill_value, dtype=None, requires_grad=False, device=None) -> Tensor:
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad,
+                device=device)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise RuntimeError("arange(): step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError(f"arange(): upper bound and larger bound inconsistent with step sign "
+                           f"(start={start}, end={end}, step={step})")
+    is_float = any(isinstance(v, float) for v in (start, end, step))
+    d = _dtype(dtype) or (D.float32 if is_float else D.int64)
+    n = int(np.ceil((end - start) / step))
+    arr = (start + np.arange(n, dtype=np.float64) * step) if is_float else \
+        np.arange(start, end, step)
+    return _new(arr.astype(d.np), requires_grad, device)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if steps < 0:
+        raise RuntimeError("linspace(): number of steps must be non-negative")
+    d = _dtype(dtype, D.float32)
+    return _new(np.linspace(start, end, int(steps)).astype(d.np), requires_grad, device)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _new(np.eye(n, m, dtype=_dtype(dtype, D.float32).np), requires_grad, device)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
+    d = _dtype(dtype, D.float32)
+    g = generator or _rng["gen"]
+    return _new(g.random(_shape(size), dtype=np.float64).astype(d.np), requires_grad, device)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
+    d = _dtype(dtype, D.float32)
+    g = generator or _rng["gen"]
+    return _new(g.standard_normal(_shape(size)).astype(d.np), requires_grad, device)
+
+
+def randint(low, high=None, size=None, dtype=None, device=None, generator=None) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    if size is None:
+        raise TypeError("randint() missing required argument 'size'")
+    g = generator or _rng["gen"]
+    return _new(g.integers(low, high, _shape((size,))).astype(_dtype(dtype, D.int64).np),
+                False, device)
+
+
+def randperm(n, dtype=None, device=None, generator=None) -> Tensor:
+    g = generator or _rng["gen"]
+    return _new(g.permutation(n).astype(_dtype(dtype, D.int64).np), False, device)
+
+
+def rand_like(t, dtype=None) -> Tensor:
+    return rand(t.shape, dtype=dtype or t.dtype)
+
+
+def randn_like(t, dtype=None) -> Tensor:
+    return randn(t.shape, dtype=dtype or t.dtype)
+
+
+def from_numpy(a: np.ndarray) -> Tensor:
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"from_numpy(): expected np.ndarray (got {type(a).__name__})")
+    D.from_numpy_dtype(a.dtype)
+    return Tensor._make(a)
+
+
+def from_dlpack(obj) -> Tensor:
+    if isinstance(obj, Tensor):
+        return obj
+    return from_numpy(np.from_dlpack(obj))
+
+
+def is_tensor(x) -> bool:
+    return isinstance(x, Tensor)

@@ -1,0 +1,149 @@
+"""`tensor[key]` and `tensor[key] = value`: PyTorch's indexing rules on top of the `index` and
+`index_put` ops.
+
+A key is normalised into the hashable template of ops/shaped.py: ints and slices are resolved
+against the shape (IndexError when out of range, ValueError for non-positive steps), Ellipsis is
+expanded, bool masks become integer index tensors (which needs their values: a graph break while
+tracing), and integer tensors, lists and arrays become index inputs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import autograd as ag
+from .ops import REGISTRY
+from .tensor import Tensor, _ndarray, apply
+
+_INDEX = REGISTRY["index"]
+_INDEX_PUT = REGISTRY["index_put"]
+
+
+def _as_index_tensor(k):
+    if isinstance(k, Tensor):
+        return k
+    a = np.asarray(k)
+    if a.dtype == np.bool_ or a.dtype.kind in "iu" or a.size == 0:
+        return Tensor._make(a.astype(np.int64) if a.dtype.kind in "iu" or a.size == 0 else a)
+    raise IndexError(f"tensors used as indices must be long, int or bool tensors; got "
+                     f"{a.dtype}")
+
+
+def parse_key(shape: tuple, key) -> tuple:
+    """(template, index tensors) for `key` applied to a tensor of `shape`."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    items = []
+    for k in key:
+        if isinstance(k, (list, np.ndarray)) or (isinstance(k, Tensor)):
+            items.append(_as_index_tensor(k))
+        else:
+            items.append(k)
+    consumed = sum(1 if not isinstance(k, Tensor) else
+                   (k.ndim if k.dtype.is_bool else 1)
+                   for k in items if k is not None and k is not Ellipsis)
+    if sum(1 for k in items if k is Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if consumed > len(shape):
+        raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
+    template, idx, dim = [], [], 0
+    for k in items:
+        if k is Ellipsis:
+            for _ in range(len(shape) - consumed):
+                template.append(("s", 0, shape[dim], 1))
+                dim += 1
+        elif k is None:
+            template.append(("n",))
+        elif isinstance(k, Tensor):
+            if k.dtype.is_bool:
+                mask = k._value("boolean mask indexing")
+                for j in range(mask.ndim):
+                    if dim + j >= len(shape) or mask.shape[j] != shape[dim + j]:
+                        raise IndexError(
+                            f"The shape of the mask {list(mask.shape)} at index {j} does not "
+                            f"match the shape of the indexed tensor {list(shape)} at index "
+                            f"{dim + j}")
+                for nz in np.nonzero(mask):
+                    template.append(("t", len(idx)))
+                    idx.append(Tensor._make(nz.astype(np.int64)))
+                dim += mask.ndim
+            else:
+                if not k.dtype.is_integer:
+                    raise IndexError(f"tensors used as indices must be long, int or bool "
+                                     f"tensors; got {k.dtype.name}")
+                if type(k._data) is _ndarray and k._data.size:
+                    lo, hi = int(k._data.min()), int(k._data.max())
+                    n = shape[dim]
+                    if lo < -n or hi >= n:
+                        bad = hi if hi >= n else lo
+                        raise IndexError(f"index {bad} is out of bounds for dimension {dim} "
+                                         f"with size {n}")
+                template.append(("t", len(idx)))
+                idx.append(k)
+                dim += 1
+        elif isinstance(k, slice):
+            step = 1 if k.step is None else _int(k.step)
+            if step <= 0:
+                raise ValueError("step must be greater than zero (negative slice steps are not "
+                                 "supported; use .flip(dim) instead)")
+            a, b, s = slice(_opt_int(k.start), _opt_int(k.stop), step).indices(shape[dim])
+            b = max(a, b)
+            template.append(("s", a, b, s))
+            dim += 1
+        elif isinstance(k, (bool, np.bool_)):
+            raise IndexError("indexing with a Python bool is not supported; use a bool tensor")
+        else:
+            i = _int(k)
+            n = shape[dim]
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for dimension {dim} with size {n}")
+            template.append(("i", i % n))
+            dim += 1
+    while dim < len(shape):
+        template.append(("s", 0, shape[dim], 1))
+        dim += 1
+    return tuple(template), idx
+
+
+def _int(k) -> int:
+    try:
+        return k.__index__()
+    except (AttributeError, TypeError):
+        raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), None and long or "
+                         f"bool tensors are valid indices (got {type(k).__name__})") from None
+
+
+def _opt_int(k):
+    return None if k is None else _int(k)
+
+
+def _is_full(template, shape) -> bool:
+    return all(t == ("s", 0, n, 1) for t, n in zip(template, shape)) and len(template) == \
+        len(shape)
+
+
+def getitem(t: Tensor, key) -> Tensor:
+    template, idx = parse_key(t.shape, key)
+    return apply(_INDEX, t, *idx, key=template)
+
+
+def setitem(t: Tensor, key, value) -> None:
+    template, idx = parse_key(t.shape, key)
+    if not isinstance(value, Tensor):
+        value = Tensor._make(np.asarray(value, dtype=t._data.dtype))
+    elif value.dtype is not t.dtype:
+        value = value.to(t.dtype)
+    from .inplace import check_inplace, commit
+    record = check_inplace(t, value)
+    if not record and type(t._data) is _ndarray and type(value._data) is _ndarray:
+        # plain write: no graph to keep, so no copy of the whole tensor
+        from .ops.shaped import numpy_key
+        try:
+            t._data[numpy_key(template, [i._data for i in idx])] = value._data
+        except ValueError as e:
+            raise RuntimeError(f"setitem: {e}") from None
+        t._version[0] += 1
+        return
+    with ag.set_grad_enabled(record or ag.is_grad_enabled()):
+        src = t._snapshot() if record else t
+        out = apply(_INDEX_PUT, src, value, *idx, key=template, accumulate=False)
+    commit(t, out)

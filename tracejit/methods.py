@@ -1,0 +1,497 @@
+"""Tensor methods and module-level functions.
+
+Every elementwise op of the table becomes a method and a function automatically (`x.exp()`,
+`tracejit.exp(x)`); the rest are thin wrappers that normalise PyTorch-style arguments and call
+`apply`, and composite ops (mean, var, logsumexp, softmax, ...) written with other ops, so they
+need no vjp of their own and trace like everything else.
+"""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from . import indexing
+from .inplace import inplace
+from .ops import REGISTRY
+from .ops import dtypes as D
+from .tensor import Tensor, _norm_dim, apply, norm_dims
+
+R = REGISTRY
+_functions: dict = {}
+
+
+def function(f):
+    """Also expose `f` as `tracejit.<name>`."""
+    _functions[f.__name__] = f
+    return f
+
+
+def method(f):
+    setattr(Tensor, f.__name__, f)
+    return f
+
+
+def both(f):
+    return function(method(f))
+
+
+# --- elementwise ops from the table ---
+def _make_elementwise(op):
+    def f(self, *others):
+        return apply(op, self, *others)
+    f.__name__ = op.name
+    f.__doc__ = f"Elementwise `{op.name}` (see the op table)."
+    return f
+
+
+_SKIP = {"cast", "clamp", "where", "pow", "sub", "add", "div"}
+for _op in R.values():
+    if _op.kind == "elementwise" and _op.name not in _SKIP:
+        both(_make_elementwise(_op))
+Tensor.floor_divide = Tensor.floordiv
+_functions["floor_divide"] = Tensor.floordiv
+Tensor.greater, Tensor.less, Tensor.equal_ = Tensor.gt, Tensor.lt, Tensor.eq
+Tensor.absolute = Tensor.abs
+Tensor.negative = Tensor.neg
+
+
+@both
+def add(self, other, *, alpha=1):
+    return apply(R["add"], self, other if alpha == 1 else other * alpha)
+
+
+@both
+def sub(self, other, *, alpha=1):
+    return apply(R["sub"], self, other if alpha == 1 else other * alpha)
+
+
+Tensor.subtract = Tensor.sub
+Tensor.multiply = Tensor.mul
+
+
+@both
+def div(self, other, *, rounding_mode=None):
+    if rounding_mode is None:
+        return apply(R["div"], self, other)
+    if rounding_mode == "floor":
+        return apply(R["floordiv"], self, other)
+    if rounding_mode == "trunc":
+        q = apply(R["div"], self, other).trunc()
+        dt = D.result_type([self.dtype], [], [D.scalar_dtype(other)] if not isinstance(
+            other, Tensor) else []) if not isinstance(other, Tensor) else \
+            D.promote_types(self.dtype, other.dtype)
+        return q if dt.is_floating_point else q.to(dt)
+    raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                     f"found '{rounding_mode}'")
+
+
+Tensor.divide = Tensor.true_divide = Tensor.div
+
+
+@both
+def pow(self, exponent):
+    if not isinstance(self, Tensor):
+        return apply(R["pow"], self, exponent)
+    if isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
+        if exponent == 2:
+            return apply(R["square"], self) if not self.dtype.is_bool else \
+                apply(R["pow"], self, exponent)
+        if exponent == 1:
+            return self.clone() if not self.requires_grad else self * 1
+    return apply(R["pow"], self, exponent)
+
+
+@both
+def clamp(self, min=None, max=None):
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    big = np.inf if self.dtype.is_floating_point or isinstance(min, float) or \
+        isinstance(max, float) else np.iinfo(np.int64).max
+    lo = -big if min is None else min
+    hi = big if max is None else max
+    if isinstance(lo, float) and not self.dtype.is_floating_point and np.isinf(lo):
+        lo = self.dtype.np.type(np.iinfo(self.dtype.np).min) if self.dtype.is_integer else lo
+    if isinstance(hi, float) and not self.dtype.is_floating_point and np.isinf(hi):
+        hi = self.dtype.np.type(np.iinfo(self.dtype.np).max) if self.dtype.is_integer else hi
+    if not self.dtype.is_floating_point and min is None:
+        lo = int(np.iinfo(self.dtype.np).min) if self.dtype.is_integer else lo
+    if not self.dtype.is_floating_point and max is None:
+        hi = int(np.iinfo(self.dtype.np).max) if self.dtype.is_integer else hi
+    return apply(R["clamp"], self, lo, hi)
+
+
+Tensor.clip = Tensor.clamp
+_functions["clip"] = clamp
+
+
+def clamp_min(self, min):
+    return self.clamp(min=min)
+
+
+def clamp_max(self, max):
+    return self.clamp(max=max)
+
+
+Tensor.clamp_min, Tensor.clamp_max = clamp_min, clamp_max
+
+
+@function
+def where(condition, input=None, other=None):
+    if input is None and other is None:
+        return condition.nonzero(as_tuple=True)
+    return apply(R["where"], condition, input, other)
+
+
+@method
+def where_(self, condition, other):  # noqa: D401 - Tensor.where(condition, y)
+    return apply(R["where"], condition, self, other)
+
+
+Tensor.where = where_
+del Tensor.where_
+
+
+@both
+def masked_fill(self, mask, value):
+    return apply(R["where"], mask, value, self)
+
+
+@both
+def nonzero(self, *, as_tuple=False):
+    a = self._value("nonzero()")
+    nz = np.nonzero(a)
+    if as_tuple:
+        return tuple(Tensor._make(i.astype(np.int64)) for i in nz)
+    return Tensor._make(np.stack(nz, axis=1).astype(np.int64) if nz else
+                        np.zeros((0, 0), np.int64))
+
+
+@both
+def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype
+        elif isinstance(a, (D.DType, type)) or (isinstance(a, str) and
+                                                 a.replace("tracejit.", "") in D._BY_NAME):
+            dtype = a
+        else:
+            device = a
+    if device is not None:
+        from .factories import _device_check
+        _device_check(device)
+    if dtype is None:
+        return self.clone() if copy else self
+    d = D.get_dtype(dtype)
+    if d is self.dtype:
+        return self.clone() if copy else self
+    return apply(R["cast"], self, dtype=d.name)
+
+
+def _caster(name):
+    def f(self):
+        return self.to(D.get_dtype(name))
+    f.__name__ = name
+    return f
+
+
+for _n in ("float", "double", "long", "int", "bool", "half"):
+    setattr(Tensor, _n, _caster({"bool": "bool"}.get(_n, _n)))
+
+
+@method
+def type_as(self, other):
+    return self.to(other.dtype)
+
+
+@method
+def cpu(self):
+    return self
+
+
+@method
+def cuda(self, device=None):
+    from .factories import _device_check
+    _device_check("cuda")
+
+
+@both
+def clone(self, *, memory_format=None):
+    return apply(R["copy"], self)
+
+
+@method
+def contiguous(self, memory_format=None):
+    if not self._is_symbolic and self._data.flags.c_contiguous:
+        return self
+    return apply(R["copy"], self)
+
+
+@method
+def is_contiguous(self, memory_format=None) -> bool:
+    return self._is_symbolic or bool(self._data.flags.c_contiguous)
+
+
+@method
+def new_zeros(self, *size, dtype=None, requires_grad=False):
+    return _new_full(self, size, 0, dtype)
+
+
+@method
+def new_ones(self, *size, dtype=None, requires_grad=False):
+    return _new_full(self, size, 1, dtype)
+
+
+@method
+def new_full(self, size, fill_value, dtype=None, requires_grad=False):
+    return _new_full(self, (size,), fill_value, dtype)
+
+
+@method
+def new_empty(self, *size, dtype=None, requires_grad=False):
+    return _new_full(self, size, 0, dtype)
+
+
+@method
+def new_tensor(self, data, dtype=None, requires_grad=False):
+    from .factories import tensor
+    return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def _new_full(self, size, value, dtype):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    return apply(R["full"], shape=tuple(int(s) for s in size), value=value,
+                 dtype=(D.get_dtype(dtype) if dtype is not None else self.dtype).name)
+
+
+# --- operators ---
+def _r(name):
+    op = R[name]
+    return lambda self, other: apply(op, other, self)
+
+
+Tensor.__add__ = Tensor.__radd__ = lambda s, o: apply(R["add"], s, o)
+Tensor.__sub__ = lambda s, o: apply(R["sub"], s, o)
+Tensor.__rsub__ = _r("sub")
+Tensor.__mul__ = Tensor.__rmul__ = lambda s, o: apply(R["mul"], s, o)
+Tensor.__truediv__ = lambda s, o: apply(R["div"], s, o)
+Tensor.__rtruediv__ = _r("div")
+Tensor.__floordiv__ = lambda s, o: apply(R["floordiv"], s, o)
+Tensor.__rfloordiv__ = _r("floordiv")
+Tensor.__mod__ = lambda s, o: apply(R["remainder"], s, o)
+Tensor.__rmod__ = _r("remainder")
+Tensor.__pow__ = pow
+Tensor.__rpow__ = _r("pow")
+Tensor.__neg__ = lambda s: apply(R["neg"], s)
+Tensor.__pos__ = lambda s: s
+Tensor.__abs__ = lambda s: apply(R["abs"], s)
+Tensor.__lt__ = lambda s, o: apply(R["lt"], s, o)
+Tensor.__le__ = lambda s, o: apply(R["le"], s, o)
+Tensor.__gt__ = lambda s, o: apply(R["gt"], s, o)
+Tensor.__ge__ = lambda s, o: apply(R["ge"], s, o)
+Tensor.__eq__ = lambda s, o: apply(R["eq"], s, o)
+Tensor.__ne__ = lambda s, o: apply(R["ne"], s, o)
+
+
+def _logical(name):
+    op = R["logical_" + name]
+
+    def f(self, other):
+        o = other if isinstance(other, Tensor) else None
+        if not self.dtype.is_bool or (o is not None and not o.dtype.is_bool) or \
+                (o is None and not isinstance(other, bool)):
+            raise TypeError(f"bitwise {name} is only supported on bool tensors in tracejit "
+                            f"(got {self.dtype.name}); use logical_{name}")
+        return apply(op, self, other)
+    return f
+
+
+Tensor.__and__ = Tensor.__rand__ = _logical("and")
+Tensor.__or__ = Tensor.__ror__ = _logical("or")
+Tensor.__xor__ = Tensor.__rxor__ = _logical("xor")
+
+
+def _invert(self):
+    if not self.dtype.is_bool:
+        raise TypeError(f"~ is only supported on bool tensors in tracejit (got {self.dtype.name})")
+    return apply(R["logical_not"], self)
+
+
+Tensor.__invert__ = _invert
+Tensor.__getitem__ = indexing.getitem
+Tensor.__setitem__ = indexing.setitem
+
+# --- in-place ---
+
+
+def _inplace_method(name, fn):
+    def f(self, *args, **kw):
+        return inplace(self, lambda t, *o: fn(t, *o, **kw), *args)
+    f.__name__ = name
+    setattr(Tensor, name, f)
+
+
+_inplace_method("add_", lambda t, o, alpha=1: t.add(o, alpha=alpha))
+_inplace_method("sub_", lambda t, o, alpha=1: t.sub(o, alpha=alpha))
+_inplace_method("mul_", lambda t, o: t * o)
+_inplace_method("div_", lambda t, o, rounding_mode=None: t.div(o, rounding_mode=rounding_mode))
+_inplace_method("pow_", lambda t, o: t ** o)
+_inplace_method("clamp_", lambda t, min=None, max=None: t.clamp(min, max))
+_inplace_method("masked_fill_", lambda t, m, v: t.masked_fill(m, v))
+_inplace_method("copy_", lambda t, src: (src if isinstance(src, Tensor) else t.new_tensor(src))
+                .to(t.dtype).expand(t.shape) + t.new_zeros(()))
+_inplace_method("fill_", lambda t, v: t.new_full(t.shape, v) if not isinstance(v, Tensor)
+                else v.to(t.dtype).expand(t.shape) + t.new_zeros(()))
+_inplace_method("zero_", lambda t: t.new_zeros(t.shape))
+for _n in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "neg", "abs", "floor", "ceil",
+           "round", "trunc", "sin", "cos", "reciprocal"):
+    _inplace_method(_n + "_", (lambda n: lambda t: getattr(t, n)())(_n))
+Tensor.clip_ = Tensor.clamp_
+Tensor.__iadd__ = Tensor.add_
+Tensor.__isub__ = Tensor.sub_
+Tensor.__imul__ = Tensor.mul_
+Tensor.__itruediv__ = Tensor.div_
+
+# --- reductions ---
+return_types = collections.namedtuple("max", ["values", "indices"])
+
+
+@both
+def sum(self, dim=None, keepdim=False, *, dtype=None):
+    x = self if dtype is None else self.to(dtype)
+    return apply(R["sum"], x, dims=norm_dims(dim, x.ndim), keepdim=keepdim)
+
+
+@both
+def prod(self, dim=None, keepdim=False, *, dtype=None):
+    x = self if dtype is None else self.to(dtype)
+    return apply(R["prod"], x, dims=norm_dims(dim, x.ndim), keepdim=keepdim)
+
+
+@both
+def mean(self, dim=None, keepdim=False, *, dtype=None):
+    x = self if dtype is None else self.to(dtype)
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
+                           f"floating point or complex dtype. Got: {x.dtype.name}")
+    dims = norm_dims(dim, x.ndim)
+    n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
+    return apply(R["sum"], x, dims=dims, keepdim=keepdim) / float(n) if n else \
+        apply(R["sum"], x, dims=dims, keepdim=keepdim) * float("nan")
+
+
+@both
+def amax(self, dim=(), keepdim=False):
+    return apply(R["amax"], self, dims=norm_dims(dim if dim != () else None, self.ndim),
+                 keepdim=keepdim)
+
+
+@both
+def amin(self, dim=(), keepdim=False):
+    return apply(R["amin"], self, dims=norm_dims(dim if dim != () else None, self.ndim),
+                 keepdim=keepdim)
+
+
+def _extreme(name):
+    red, arg = ("amax", "argmax") if name == "max" else ("amin", "argmin")
+
+    def f(self, dim=None, keepdim=False):
+        if isinstance(dim, Tensor):
+            return apply(R["maximum" if name == "max" else "minimum"], self, dim)
+        if dim is None:
+            return apply(R[red], self, dims=norm_dims(None, self.ndim), keepdim=False)
+        d = _norm_dim(dim, self.ndim)
+        idx = apply(R[arg], self, dim=d, keepdim=True)
+        values = self.gather(d, idx) if self.ndim else self.clone()
+        if not keepdim and self.ndim:
+            values, idx = values.squeeze(d), idx.squeeze(d)
+        return return_types(values, idx)
+    f.__name__ = name
+    return f
+
+
+max = both(_extreme("max"))
+min = both(_extreme("min"))
+
+
+@both
+def argmax(self, dim=None, keepdim=False):
+    return apply(R["argmax"], self, dim=None if dim is None else _norm_dim(dim, self.ndim),
+                 keepdim=keepdim)
+
+
+@both
+def argmin(self, dim=None, keepdim=False):
+    return apply(R["argmin"], self, dim=None if dim is None else _norm_dim(dim, self.ndim),
+                 keepdim=keepdim)
+
+
+@both
+def all(self, dim=None, keepdim=False):
+    return apply(R["all"], self, dims=norm_dims(dim, self.ndim), keepdim=keepdim)
+
+
+@both
+def any(self, dim=None, keepdim=False):
+    return apply(R["any"], self, dims=norm_dims(dim, self.ndim), keepdim=keepdim)
+
+
+@both
+def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    dims = norm_dims(dim, self.ndim)
+    n = int(np.prod([self.shape[d] for d in dims])) if dims else 1
+    mu = self.mean(dims, keepdim=True)
+    d = self - mu
+    return (d * d).sum(dims, keepdim=keepdim) / float(builtins_max(n - correction, 0))
+
+
+def builtins_max(a, b):
+    return a if a > b else b
+
+
+@both
+def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+
+
+@both
+def logsumexp(self, dim, keepdim=False):
+    dims = norm_dims(dim, self.ndim)
+    m = self.amax(dims, keepdim=True).detach()
+    m = m.where(m.isfinite(), 0.0)
+    s = (self - m).exp().sum(dims, keepdim=True).log() + m
+    return s if keepdim else s.squeeze(dims)
+
+
+@both
+def isfinite(self):
+    if not self.dtype.is_floating_point:
+        return self.new_full(self.shape, True, dtype=D.bool_)
+    return (self - self) == 0
+
+
+@both
+def isnan(self):
+    return self != self
+
+
+@both
+def isinf(self):
+    return (self.abs() == float("inf"))
+
+
+@both
+def softmax(self, dim, dtype=None):
+    x = self if dtype is None else self.to(dtype)
+    e = (x - x.amax(dim, keepdim=True).detach()).exp()
+    return e / e.sum(dim, keepdim=True)
+
+
+@both
+def log_softmax(self, dim, dtype=None):
+    x = self if dtype is None else self.to(dtype)
+    z = x - x.amax(dim, keepdim=True).detach()
+    return z - z.exp().sum(dim, keepdim=True).log()

@@ -1,0 +1,428 @@
+"""Shape and movement methods (reshape, view, permute, expand, cat, split, gather, pad, ...) and
+matmul with PyTorch's 1-D and batch-broadcast rules, all in terms of the table's movement,
+index and matmul ops."""
+from __future__ import annotations
+
+import numpy as np
+
+from .methods import both, function, method
+from .ops import REGISTRY as R
+from .tensor import Tensor, _norm_dim, apply, norm_dims
+
+
+def _sizes(args) -> tuple:
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    return tuple(int(a) for a in args)
+
+
+def _resolve(shape: tuple, numel: int, src_shape) -> tuple:
+    if shape.count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    known = 1
+    for s in shape:
+        if s != -1:
+            if s < 0:
+                raise RuntimeError(f"invalid shape dimension {s}")
+            known *= s
+    if -1 in shape:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+        shape = tuple(numel // known if s == -1 else s for s in shape)
+    elif known != numel:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel} "
+                           f"(input shape {list(src_shape)})")
+    return shape
+
+
+@both
+def reshape(self, *shape):
+    shape = _resolve(_sizes(shape), self.numel(), self.shape)
+    if shape == tuple(self.shape):
+        return self if not self.requires_grad else apply(R["reshape"], self, shape=shape)
+    return apply(R["reshape"], self, shape=shape)
+
+
+@method
+def view(self, *shape):
+    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int)):
+        return self.to(shape[0])  # view(dtype) is only supported as a cast
+    shape = _resolve(_sizes(shape), self.numel(), self.shape)
+    if not self._is_symbolic:
+        probe = self._data.view()
+        try:
+            probe.shape = shape
+        except AttributeError:
+            raise RuntimeError(
+                f"view size is not compatible with input tensor's size and stride (at least one "
+                f"dimension spans across two contiguous subspaces); shape {list(self.shape)} -> "
+                f"{list(shape)}. Use .reshape(...) instead.") from None
+    return apply(R["reshape"], self, shape=shape)
+
+
+@method
+def view_as(self, other):
+    return self.view(other.shape)
+
+
+@method
+def reshape_as(self, other):
+    return self.reshape(other.shape)
+
+
+@both
+def flatten(self, start_dim=0, end_dim=-1):
+    if self.ndim == 0:
+        return self.reshape(1)
+    s, e = _norm_dim(start_dim, self.ndim), _norm_dim(end_dim, self.ndim)
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    shape = tuple(self.shape)
+    return self.reshape(shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:])
+
+
+@both
+def unflatten(self, dim, sizes):
+    d = _norm_dim(dim, self.ndim)
+    shape = tuple(self.shape)
+    sizes = _resolve(tuple(sizes), shape[d], (shape[d],))
+    return self.reshape(shape[:d] + sizes + shape[d + 1:])
+
+
+@both
+def unsqueeze(self, dim):
+    d = _norm_dim(dim, self.ndim + 1)
+    shape = tuple(self.shape)
+    return apply(R["reshape"], self, shape=shape[:d] + (1,) + shape[d:])
+
+
+@both
+def squeeze(self, dim=None):
+    shape = tuple(self.shape)
+    dims = norm_dims(dim, self.ndim) if dim is not None else tuple(range(self.ndim))
+    new = tuple(n for i, n in enumerate(shape) if not (i in dims and n == 1))
+    if new == shape:
+        return self
+    return apply(R["reshape"], self, shape=new)
+
+
+@both
+def permute(self, *dims):
+    dims = _sizes(dims)
+    if len(dims) != self.ndim:
+        raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does "
+                           f"not match the length of the desired ordering of dimensions i.e. "
+                           f"input.dim() = {self.ndim} is not equal to len(dims) = {len(dims)}")
+    nd = tuple(_norm_dim(d, self.ndim) for d in dims)
+    if len(set(nd)) != len(nd):
+        raise RuntimeError(f"permute(): duplicate dims are not allowed: {dims}")
+    if nd == tuple(range(self.ndim)):
+        return self
+    return apply(R["permute"], self, dims=nd)
+
+
+@both
+def transpose(self, dim0, dim1):
+    if self.ndim < 2 and self.ndim == 0:
+        return self
+    a, b = _norm_dim(dim0, self.ndim), _norm_dim(dim1, self.ndim)
+    dims = list(range(self.ndim))
+    dims[a], dims[b] = dims[b], dims[a]
+    return self.permute(dims)
+
+
+Tensor.swapaxes = Tensor.transpose
+
+
+@both
+def t(self):
+    if self.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+    return self.transpose(0, 1) if self.ndim == 2 else self
+
+
+Tensor.T = property(lambda self: self.permute(tuple(range(self.ndim))[::-1]))
+Tensor.mT = property(lambda self: self.transpose(-2, -1))
+
+
+@method
+def expand(self, *sizes):
+    sizes = _sizes(sizes)
+    if len(sizes) < self.ndim:
+        raise RuntimeError(f"expand(): the number of sizes provided ({len(sizes)}) must be "
+                           f"greater or equal to the number of dimensions in the tensor "
+                           f"({self.ndim})")
+    shape = tuple(self.shape)
+    lead = len(sizes) - len(shape)
+    out = []
+    for i, s in enumerate(sizes):
+        cur = shape[i - lead] if i >= lead else None
+        if s == -1:
+            if cur is None:
+                raise RuntimeError("expand(): -1 is not allowed in a leading, non-existing "
+                                   "dimension")
+            s = cur
+        elif cur is not None and cur != 1 and cur != s:
+            raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing "
+                               f"size ({cur}) at non-singleton dimension {i}.  Target sizes: "
+                               f"{list(sizes)}.  Tensor sizes: {list(shape)}")
+        out.append(s)
+    out = tuple(out)
+    if out == shape:
+        return self
+    return apply(R["expand"], self, shape=out)
+
+
+@method
+def expand_as(self, other):
+    return self.expand(other.shape)
+
+
+@function
+def broadcast_to(input, shape):
+    return input.expand(shape)
+
+
+@both
+def repeat(self, *sizes):
+    sizes = _sizes(sizes)
+    if len(sizes) < self.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number "
+                           "of dimensions of tensor")
+    x = self.reshape((1,) * (len(sizes) - self.ndim) + tuple(self.shape))
+    inter, full = [], []
+    for r, n in zip(sizes, x.shape):
+        inter += [1, n]
+        full += [r, n]
+    out = x.reshape(inter).expand(full)
+    return out.reshape([r * n for r, n in zip(sizes, x.shape)])
+
+
+@both
+def flip(self, dims):
+    dims = norm_dims(dims if isinstance(dims, (list, tuple)) else (dims,), self.ndim)
+    return apply(R["flip"], self, dims=dims)
+
+
+@both
+def narrow(self, dim, start, length):
+    d = _norm_dim(dim, self.ndim)
+    n = self.shape[d]
+    if start < 0:
+        start += n
+    if not (0 <= start <= n and 0 <= length and start + length <= n):
+        raise IndexError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
+    key = (slice(None),) * d + (slice(start, start + length),)
+    return self[key]
+
+
+@both
+def split(self, split_size_or_sections, dim=0):
+    d = _norm_dim(dim, self.ndim)
+    n = self.shape[d]
+    if isinstance(split_size_or_sections, int):
+        s = split_size_or_sections
+        if s <= 0 and n:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
+                               f"dimension size of {n}")
+        sizes = [s] * (n // s) + ([n % s] if n % s else []) if s else [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} "
+                               f"(input tensor's size at dimension {d}), but got split_sizes="
+                               f"{sizes}")
+    out, start = [], 0
+    for s in sizes:
+        out.append(self.narrow(d, start, s))
+        start += s
+    return tuple(out)
+
+
+@both
+def chunk(self, chunks, dim=0):
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0")
+    n = self.shape[_norm_dim(dim, self.ndim)]
+    size = -(-n // chunks) if n else 1
+    return self.split(size, dim)
+
+
+@function
+def cat(tensors, dim=0):
+    tensors = [t for t in tensors]
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    nd = tensors[0].ndim
+    d = _norm_dim(dim, nd)
+    from .ops import dtypes as D
+    dt = tensors[0].dtype
+    for t in tensors[1:]:
+        dt = D.promote_types(dt, t.dtype)
+    tensors = [t.to(dt) for t in tensors]
+    for t in tensors:
+        if t.ndim != nd:
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {nd} and "
+                               f"{t.ndim}")
+    return apply(R["cat"], *tensors, dim=d)
+
+
+
+@function
+def concat(tensors, dim=0):
+    return cat(tensors, dim)
+
+
+@function
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    shape = tuple(tensors[0].shape)
+    for t in tensors[1:]:
+        if tuple(t.shape) != shape:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(shape)}"
+                               f" at entry 0 and {list(t.shape)} at entry {tensors.index(t)}")
+    d = _norm_dim(dim, len(shape) + 1)
+    return cat([t.unsqueeze(d) for t in tensors], d)
+
+
+@both
+def gather(self, dim, index):
+    """out[i][j][k] = self[i][index[i][j][k]][k] (for dim=1), via advanced indexing."""
+    d = _norm_dim(dim, self.ndim)
+    if index.ndim != self.ndim:
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    from .factories import arange
+    keys = []
+    for i in range(self.ndim):
+        if i == d:
+            keys.append(index)
+        else:
+            shp = [1] * self.ndim
+            shp[i] = index.shape[i]
+            keys.append(arange(index.shape[i]).reshape(shp).expand(index.shape))
+    return self[tuple(keys)]
+
+
+@function
+def take_along_dim(input, indices, dim):
+    return input.gather(dim, indices)
+
+
+@function
+def pad(input, pad, mode="constant", value=0.0):
+    if mode != "constant":
+        raise NotImplementedError(f"pad(): mode '{mode}' is not supported (only 'constant')")
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise RuntimeError(f"Padding length must be divisible by 2 and at most twice the number "
+                           f"of dimensions; got {len(pad)} for a {input.ndim}-D input")
+    shape = list(input.shape)
+    key = [slice(None)] * input.ndim
+    x = input
+    for i in range(len(pad) // 2):
+        d = input.ndim - 1 - i
+        lo, hi = pad[2 * i], pad[2 * i + 1]
+        if lo < 0 or hi < 0:  # negative padding crops
+            x = x.narrow(d, -lo if lo < 0 else 0, x.shape[d] - builtins_abs(min0(lo)) -
+                         builtins_abs(min0(hi)))
+            lo, hi = max0(lo), max0(hi)
+        shape[d] = x.shape[d] + lo + hi
+        key[d] = slice(lo, lo + x.shape[d])
+    for d in range(input.ndim - len(pad) // 2):
+        shape[d] = x.shape[d]
+    out = x.new_full(shape, value)
+    from .ops import REGISTRY
+    from .indexing import parse_key
+    template, _ = parse_key(tuple(shape), tuple(key))
+    return apply(REGISTRY["index_put"], out, x, key=template, accumulate=False)
+
+
+def min0(v):
+    return v if v < 0 else 0
+
+
+def max0(v):
+    return v if v > 0 else 0
+
+
+def builtins_abs(v):
+    return v if v >= 0 else -v
+
+
+# --- matmul ---
+
+
+@both
+def matmul(self, other):
+    a, b = self, other
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
+                           f"{a.ndim}D and {b.ndim}D")
+    if a.dtype is not b.dtype:
+        raise RuntimeError(f"expected both matmul operands to have the same dtype, but got: "
+                           f"{a.dtype.name} != {b.dtype.name}")
+    sa = a.ndim == 1
+    sb = b.ndim == 1
+    if sa:
+        a = a.unsqueeze(0)
+    if sb:
+        b = b.unsqueeze(1)
+    if a.shape[-1] != b.shape[-2]:
+        if sa and sb:
+            raise RuntimeError(f"inconsistent tensor size, expected tensor [{self.shape[0]}] and "
+                               f"src [{other.shape[0]}] to have the same number of elements")
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({a.shape[-2]}x"
+                           f"{a.shape[-1]} and {b.shape[-2]}x{b.shape[-1]})")
+    out = apply(R["matmul"], a, b)
+    if sa and sb:
+        return out.reshape(())
+    if sa:
+        return out.squeeze(-2)
+    if sb:
+        return out.squeeze(-1)
+    return out
+
+
+Tensor.__matmul__ = matmul
+Tensor.__rmatmul__ = lambda self, other: matmul(other, self)
+
+
+@both
+def mm(self, mat2):
+    if self.ndim != 2 or mat2.ndim != 2:
+        raise RuntimeError(f"mm(): expected 2D tensors, got {self.ndim}D and {mat2.ndim}D")
+    return matmul(self, mat2)
+
+
+@both
+def bmm(self, mat2):
+    if self.ndim != 3 or mat2.ndim != 3:
+        raise RuntimeError(f"bmm(): expected 3D tensors, got {self.ndim}D and {mat2.ndim}D")
+    if self.shape[0] != mat2.shape[0]:
+        raise RuntimeError(f"bmm(): batch sizes differ: {self.shape[0]} and {mat2.shape[0]}")
+    return matmul(self, mat2)
+
+
+@both
+def dot(self, other):
+    if self.ndim != 1 or other.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {self.ndim}D and {other.ndim}D tensors")
+    return matmul(self, other)
+
+
+@method
+def _sum_to(self, shape):
+    """Sum a broadcast gradient back to `shape` (used by the autograd engine)."""
+    lead = self.ndim - len(shape)
+    dims = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape)
+                                      if n == 1 and self.shape[i + lead] != 1)
+    r = apply(R["sum"], self, dims=dims, keepdim=True) if dims else self
+    return apply(R["reshape"], r, shape=tuple(shape)) if tuple(r.shape) != tuple(shape) else r
+
+
+@method
+def _op(self, name, *others, **params):
+    """Call any op-table entry by name (vjps use this for ops without a method)."""
+    return apply(R[name], self, *others, **params)
+

@@ -1,0 +1,394 @@
+"""Tensor and the one dispatch function every op goes through.
+
+`apply(op, *args, **params)` promotes elementwise operands (PyTorch's rule, ops/dtypes.py),
+runs the op's numpy implementation, and records an autograd `Node` when grad mode is on and an
+input requires grad. A Tensor's `_data` is a numpy array, or, while a compiled function is being
+traced, a symbolic value that the tracer installed; then `apply` hands the op to the tracer hook
+(set by jit.py) instead of running it. Methods are attached in methods.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import autograd as ag
+from .ops import REGISTRY
+from .ops import dtypes as D
+from .ops.dtypes import DType
+
+_ndarray = np.ndarray
+_state = ag._state
+_CAST = REGISTRY["cast"]
+_tracer = {"hook": None, "inplace": None, "value": None}
+
+
+class Device:
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec="cpu", index=None) -> None:
+        if isinstance(spec, Device):
+            spec, index = spec.type, spec.index
+        s = str(spec)
+        if ":" in s:
+            s, i = s.split(":", 1)
+            index = int(i)
+        if s not in ("cpu", "cuda"):
+            raise RuntimeError(f"Expected one of cpu, cuda device type at start of device "
+                               f"string: {spec}")
+        self.type, self.index = s, index
+
+    def __eq__(self, other) -> bool:
+        try:
+            o = Device(other)
+        except (RuntimeError, ValueError):
+            return False
+        return self.type == o.type and (self.index or 0) == (o.index or 0)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.index or 0))
+
+    def __repr__(self) -> str:
+        return f"device(type='{self.type}'" + (f", index={self.index})" if self.index is not None
+                                               else ")")
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+
+CPU = Device("cpu")
+
+
+class Tensor:
+    __slots__ = ("_data", "requires_grad", "grad", "grad_fn", "_out_idx", "_version", "_base",
+                 "_hooks", "__weakref__")
+    __hash__ = object.__hash__
+    __array_priority__ = 1000  # numpy defers binary operators to us
+
+    def __init__(self, *args, **kwargs) -> None:
+        raise TypeError("create tensors with tracejit.tensor(data), tracejit.zeros(...), etc.")
+
+    @classmethod
+    def _make(cls, data, requires_grad=False, grad_fn=None, version=None, base=None):
+        t = object.__new__(cls)
+        t._data = data
+        t.requires_grad = requires_grad
+        t.grad = None
+        t.grad_fn = grad_fn
+        t._out_idx = 0
+        t._version = [0] if version is None else version
+        t._base = base
+        t._hooks = None
+        return t
+
+    # --- metadata ---
+    @property
+    def shape(self) -> tuple:
+        return Size(self._data.shape)
+
+    @property
+    def dtype(self) -> DType:
+        return D.from_numpy_dtype(self._data.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self._data.shape)
+
+    @property
+    def device(self) -> Device:
+        return CPU
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    @property
+    def _is_symbolic(self) -> bool:
+        return type(self._data) is not _ndarray
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def size(self, dim=None):
+        if dim is None:
+            return self.shape
+        return self._data.shape[_norm_dim(dim, self.ndim)]
+
+    def numel(self) -> int:
+        n = 1
+        for s in self._data.shape:
+            n *= s
+        return n
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self.dtype.itemsize
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    @property
+    def data(self) -> "Tensor":
+        return self.detach()
+
+    # --- values out (graph breaks while tracing) ---
+    def _value(self, what: str) -> np.ndarray:
+        if type(self._data) is not _ndarray:
+            return _tracer["value"](self, what)
+        return self._data
+
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        if self.requires_grad and not force and type(self._data) is _ndarray:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
+        return self._value("numpy()")
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._value("__array__")
+        if dtype is not None:
+            a = a.astype(dtype, copy=False)
+        return np.array(a, copy=True) if copy else a
+
+    def item(self):
+        a = self._value("item()")
+        if a.size != 1:
+            raise RuntimeError(f"a Tensor with {a.size} elements cannot be converted to Scalar; "
+                               f"item() needs a tensor of exactly one element")
+        return a.reshape(()).item()
+
+    def tolist(self):
+        return self._value("tolist()").tolist()
+
+    def __bool__(self) -> bool:
+        a = self._value("bool()")
+        if a.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous "
+                               f"(shape {tuple(a.shape)}); use .any() or .all()")
+        return bool(a.reshape(()))
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if not (self.dtype.is_integer or self.dtype.is_bool) or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an "
+                            "index")
+        return int(self.item())
+
+    def __dlpack__(self, *args, **kwargs):
+        return self._value("__dlpack__").__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self._value("__dlpack_device__").__dlpack_device__()
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    def __repr__(self) -> str:
+        from .printing import tensor_repr
+        return tensor_repr(self)
+
+    # --- autograd ---
+    def detach(self) -> "Tensor":
+        return Tensor._make(self._data, False, None, self._version, self)
+
+    def detach_(self) -> "Tensor":
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if self.grad_fn is not None:
+            if not requires_grad:
+                raise RuntimeError("you can only change requires_grad flags of leaf variables. "
+                                   "If you want to use a computed variable in a subgraph that "
+                                   "doesn't require differentiation use var_no_grad = var.detach()")
+            return self
+        if requires_grad and not (self.dtype.is_floating_point):
+            raise RuntimeError(f"only Tensors of floating point dtype can require gradients "
+                               f"(got {self.dtype.name})")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def retain_grad(self) -> None:
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is None:
+            return
+        import weakref
+        r = self.grad_fn.retains or {}
+        r[self._out_idx] = weakref.ref(self)
+        self.grad_fn.retains = r
+
+    @property
+    def retains_grad(self) -> bool:
+        r = self.grad_fn.retains if self.grad_fn is not None else None
+        return bool(r) and self._out_idx in r and r[self._out_idx]() is self
+
+    def register_hook(self, hook):
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is None:
+            if self._hooks is None:
+                self._hooks = []
+            self._hooks.append(hook)
+            return ag.RemovableHandle(self._hooks, hook)
+        hooks = self.grad_fn.pre_hooks
+        if hooks is None:
+            hooks = self.grad_fn.pre_hooks = {}
+        lst = hooks.setdefault(self._out_idx, [])
+        lst.append(hook)
+        return ag.RemovableHandle(lst, hook)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        if gradient is None:
+            if self.numel() != 1:
+                raise RuntimeError(f"grad can be implicitly created only for scalar outputs "
+                                   f"(this tensor has shape {tuple(self.shape)}); pass "
+                                   f"gradient= with the same shape, or reduce it (e.g. .sum())")
+            gradient = Tensor._make(np.ones(self._data.shape, self._data.dtype))
+        else:
+            gradient = as_tensor(gradient, dtype=self.dtype)
+            if gradient.shape != self.shape:
+                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
+                                   f"{tuple(gradient.shape)} and output[0] has a shape of "
+                                   f"{tuple(self.shape)}.")
+        if retain_graph is None:
+            retain_graph = create_graph
+        if inputs is not None:
+            inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+        ag.run_backward(Tensor, [self], [gradient], retain_graph=retain_graph,
+                        create_graph=create_graph, inputs=inputs, accumulate=True)
+
+
+class Size(tuple):
+    """torch.Size: a tuple that prints as one."""
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"tracejit.Size({list(self)})"
+
+    def numel(self) -> int:
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+
+def _norm_dim(dim: int, ndim: int) -> int:
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim})")
+    return dim % n
+
+
+def norm_dims(dim, ndim: int) -> tuple:
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, (list, tuple)):
+        dims = tuple(sorted({_norm_dim(d, ndim) for d in dim}))
+        if len(dims) != len(dim):
+            raise RuntimeError(f"dim {tuple(dim)} appears multiple times in the list of dims")
+        return dims
+    return (_norm_dim(dim, ndim),) if ndim else ()
+
+
+# --- dispatch ---
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float, bool, np.number, np.bool_))
+
+
+def _promote(op, args):
+    """Cast every operand of an elementwise op to its compute dtype (scalars become 0-d)."""
+    start = getattr(op, "cond_inputs", 0)
+    dim, zero, sc = [], [], []
+    for a in args[start:]:
+        if isinstance(a, Tensor):
+            (dim if a._data.shape else zero).append(a.dtype)
+        elif _is_number(a):
+            sc.append(D.scalar_dtype(a))
+        else:
+            raise TypeError(f"{op.name}(): expected Tensor or number operands, got "
+                            f"{type(a).__name__}")
+    common = D.result_type(dim, zero, sc)
+    rule = op.dtype_rule
+    if common.is_bool and not op.bool_ok and rule != "logical":
+        raise RuntimeError(f"{op.name}(): not supported on bool tensors; convert with .int() or "
+                           f".float() first")
+    compute = D.to_float(common) if rule == "float" else (D.bool_ if rule == "logical"
+                                                         else common)
+    out = []
+    for i, a in enumerate(args):
+        want = compute if i >= start else D.bool_
+        if isinstance(a, Tensor):
+            if a._data.dtype != want.np:
+                if i < start:
+                    raise RuntimeError(f"{op.name}(): the condition must be a bool tensor, got "
+                                       f"{a.dtype.name}")
+                a = apply(_CAST, a, dtype=want.name)
+            out.append(a)
+        else:
+            out.append(Tensor._make(np.asarray(a, dtype=want.np)))
+    return out
+
+
+def apply(op, *args, **params):
+    """Run one op-table entry on Tensors (the single dispatch point)."""
+    if op.kind == "elementwise" and op is not _CAST:
+        args = _promote(op, args)
+    datas = [a._data for a in args]
+    for d in datas:
+        if type(d) is not _ndarray:
+            return _tracer["hook"](op, args, params)
+    try:
+        out = op.eager(*datas, **params)
+    except (FloatingPointError, ZeroDivisionError) as e:
+        raise RuntimeError(f"{op.name}(): {e}") from None
+    except ValueError as e:
+        if "negative integer powers" in str(e):
+            raise RuntimeError("Integers to negative integer powers are not allowed.") from None
+        raise
+    if type(out) is not _ndarray:
+        out = np.asarray(out)
+    if op.kind == "elementwise" and op.dtype_rule != "logical" and out.dtype.kind in "iu" \
+            and op.name in ("floordiv", "remainder"):
+        _check_int_div(datas[1], op)
+    if _state["grad"] and op.vjp is not None:
+        for a in args:
+            if a.requires_grad:
+                t = Tensor._make(out, True)
+                t.grad_fn = ag.Node(op, params, args, t)
+                return t
+    if op.kind in ("movement", "index") and out.base is not None and op.name != "flip":
+        src = args[0]
+        return Tensor._make(out, False, None, src._version, src._base or src)
+    return Tensor._make(out)
+
+
+def _check_int_div(b, op):
+    if not np.all(b):
+        raise RuntimeError(f"ZeroDivisionError: integer {op.name} by zero")
+
+
+def call(name: str, *args, **params):
+    return apply(REGISTRY[name], *args, **params)
+
+
+def as_tensor(x, dtype=None) -> Tensor:
+    if isinstance(x, Tensor):
+        return x if dtype is None or x.dtype is dtype else x.to(dtype)
+    from .factories import tensor
+    return tensor(x, dtype=dtype)
