@@ -8,9 +8,18 @@ from __future__ import annotations
 import numpy as np
 
 from .ops import dtypes as D
-from .tensor import Tensor
+from .tensor import Tensor, _created, _tracer
 
 _rng = {"gen": np.random.default_rng()}
+
+
+def _gen(generator):
+    if _tracer["active"]:
+        # a random tensor made at trace time would be baked into the graph: same "random"
+        # numbers on every call
+        _tracer["break"]("random number generation (rand/randn/randint/randperm) inside a "
+                         "compiled function")
+    return generator or _rng["gen"]
 
 
 def manual_seed(seed: int):
@@ -81,7 +90,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
             arr = np.array(data, dtype=d.np)
         except ValueError as e:
             raise ValueError(f"tensor(): could not build a tensor from the data: {e}") from None
-    t = Tensor._make(arr)
+    t = _created(Tensor._make(arr))
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -107,7 +116,7 @@ def _shape(size) -> tuple:
 
 def _new(arr, requires_grad, device=None):
     _device_check(device)
-    t = Tensor._make(arr)
+    t = _created(Tensor._make(arr))
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -176,13 +185,13 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 def rand(*size, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
     d = _dtype(dtype, D.float32)
-    g = generator or _rng["gen"]
+    g = _gen(generator)
     return _new(g.random(_shape(size), dtype=np.float64).astype(d.np), requires_grad, device)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
     d = _dtype(dtype, D.float32)
-    g = generator or _rng["gen"]
+    g = _gen(generator)
     return _new(g.standard_normal(_shape(size)).astype(d.np), requires_grad, device)
 
 
@@ -191,13 +200,13 @@ def randint(low, high=None, size=None, dtype=None, device=None, generator=None) 
         low, high = 0, low
     if size is None:
         raise TypeError("randint() missing required argument 'size'")
-    g = generator or _rng["gen"]
+    g = _gen(generator)
     return _new(g.integers(low, high, _shape((size,))).astype(_dtype(dtype, D.int64).np),
                 False, device)
 
 
 def randperm(n, dtype=None, device=None, generator=None) -> Tensor:
-    g = generator or _rng["gen"]
+    g = _gen(generator)
     return _new(g.permutation(n).astype(_dtype(dtype, D.int64).np), False, device)
 
 

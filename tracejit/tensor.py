@@ -18,7 +18,9 @@ from .ops.dtypes import DType
 _ndarray = np.ndarray
 _state = ag._state
 _CAST = REGISTRY["cast"]
-_tracer = {"hook": None, "inplace": None, "value": None}
+# installed by jit while a function is traced: every op goes to "hook"; "created" keeps the
+# tensors made inside the traced function (they become graph constants, not implicit inputs)
+_tracer = {"hook": None, "inplace": None, "value": None, "active": False, "created": None}
 
 
 class Device:
@@ -200,6 +202,8 @@ class Tensor:
 
     # --- autograd ---
     def detach(self) -> "Tensor":
+        if _tracer["active"]:
+            return apply(REGISTRY["detach"], self)
         return Tensor._make(self._data, False, None, self._version, self)
 
     def detach_(self) -> "Tensor":
@@ -271,6 +275,12 @@ class Tensor:
                         create_graph=create_graph, inputs=inputs, accumulate=True)
 
 
+class WeakScalar(Tensor):
+    """A Python float argument of a traced function: a 0-d graph input that promotes like a
+    Python scalar (so `x_f32 * lr` stays float32, exactly as in eager)."""
+    __slots__ = ()
+
+
 class Size(tuple):
     """torch.Size: a tuple that prints as one."""
     __slots__ = ()
@@ -317,7 +327,10 @@ def _promote(op, args):
     dim, zero, sc = [], [], []
     for a in args[start:]:
         if isinstance(a, Tensor):
-            (dim if a._data.shape else zero).append(a.dtype)
+            if type(a) is WeakScalar:
+                sc.append(D.default_float)
+            else:
+                (dim if a._data.shape else zero).append(a.dtype)
         elif _is_number(a):
             sc.append(D.scalar_dtype(a))
         else:
@@ -341,18 +354,25 @@ def _promote(op, args):
                 a = apply(_CAST, a, dtype=want.name)
             out.append(a)
         else:
-            out.append(Tensor._make(np.asarray(a, dtype=want.np)))
+            out.append(_created(Tensor._make(np.asarray(a, dtype=want.np))))
     return out
+
+
+def _created(t: Tensor) -> Tensor:
+    """Note a tensor made inside a function being traced (it becomes a graph constant)."""
+    c = _tracer["created"]
+    if c is not None:
+        c.append(t)
+    return t
 
 
 def apply(op, *args, **params):
     """Run one op-table entry on Tensors (the single dispatch point)."""
     if op.kind == "elementwise" and op is not _CAST:
         args = _promote(op, args)
+    if _tracer["active"]:
+        return _tracer["hook"](op, args, params)
     datas = [a._data for a in args]
-    for d in datas:
-        if type(d) is not _ndarray:
-            return _tracer["hook"](op, args, params)
     try:
         out = op.eager(*datas, **params)
     except (FloatingPointError, ZeroDivisionError) as e:
@@ -374,7 +394,8 @@ def apply(op, *args, **params):
                 return t
     if op.kind in ("movement", "index") and out.base is not None and op.name != "flip":
         src = args[0]
-        return Tensor._make(out, False, None, src._version, src._base or src)
+        return Tensor._make(out, False, None, src._version,
+                            src._base if src._base is not None else src)
     return Tensor._make(out)
 
 

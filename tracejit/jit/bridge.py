@@ -1,0 +1,69 @@
+"""The autograd node of a compiled function: its backward runs the compiled backward graph.
+
+All differentiable outputs of one call share one node (one output slot each); its edges lead to
+the inputs (explicit and closed-over) that require grad. Saved values are the arrays the forward
+graph returned for the backward, plus the primal inputs it reads (version-checked, as in eager).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import autograd as ag
+
+
+class _CompiledOp:
+    name = "compiled"
+    saves = ()
+
+
+class CompiledNode(ag.Node):
+    def __init__(self, entry, saved: list, saved_inputs: list, inputs: list) -> None:
+        self.op = _CompiledOp
+        self.params = {}
+        self.entry = entry
+        self.next = tuple(ag._edge(t) for t in inputs)
+        self.metas = tuple((t.shape, t.dtype) for t in inputs)
+        self.saved = saved
+        # (tensor, version) of primal inputs the backward reads
+        self.versions = [(t, t._version[0]) for t in saved_inputs]
+        self.out = None
+        self.freed = False
+        self.pre_hooks = None
+        self.retains = None
+        self.n_out = len(entry.tangent_types)
+
+    def name(self) -> str:
+        return "CompiledFunctionBackward"
+
+    def apply(self, grads, Tensor):
+        if ag._state["grad"]:
+            raise RuntimeError(
+                "double backward (create_graph=True) through a tracejit.compile'd function is not "
+                "supported; call the function uncompiled (or with backend='eager') when you need "
+                "higher-order gradients")
+        if self.freed:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time (or directly access saved "
+                "tensors after they have already been freed). Specify retain_graph=True if you "
+                "need to backward through the graph a second time.")
+        for t, v in self.versions:
+            if t._version[0] != v:
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation has been modified by "
+                    f"an inplace operation: an input of a compiled function "
+                    f"[{t.dtype.name} {list(t.shape)}] is at version {t._version[0]}; expected "
+                    f"version {v} instead. Use an out-of-place op or .clone() it first.")
+        tangents = []
+        for g, (shape, dt) in zip(grads, self.entry.tangent_types):
+            tangents.append(np.zeros(shape, dt) if g is None else
+                            np.asarray(g._data, dtype=dt))
+        outs = self.entry.bwd(tangents + self.saved)
+        res = []
+        it = iter(outs)
+        for has in self.entry.grad_present:
+            res.append(Tensor._make(next(it)) if has else None)
+        return res
+
+    def release(self) -> None:
+        self.saved = None
+        self.freed = True

@@ -1,0 +1,453 @@
+"""`tracejit.compile`: the cache, guards, tracing, autodiff, partition and the call path.
+
+A call flattens its arguments into tensors/floats (dynamic) and a key (structure, per tensor
+shape/dtype/requires_grad, static values, grad mode). A cache miss traces the function into a
+graph, differentiates it when an input requires grad, partitions forward/backward, runs the IR
+passes and hands both graphs to the backend. A graph break makes that key run eagerly (default)
+or raises (fullgraph=True). After 8 compiles of one function it warns once and runs eagerly.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+
+import numpy as np
+
+from .. import autograd as ag
+from ..ir.autodiff import reverse_accumulate
+from ..ir.graph import TensorType
+from ..ir.partition import partition
+from ..ops import REGISTRY
+from ..ops import dtypes as D
+from ..tensor import Tensor, _ndarray, _tracer
+from . import backends
+from .bridge import CompiledNode
+from .trace import GraphBreak, Tracer
+
+log_graph = logging.getLogger("tracejit.graph")
+log_guards = logging.getLogger("tracejit.guards")
+log_recompiles = logging.getLogger("tracejit.recompiles")
+log_partition = logging.getLogger("tracejit.partition")
+
+RECOMPILE_LIMIT = 8
+_disabled = {"on": os.environ.get("TRACEJIT_DISABLE", "") not in ("", "0")}
+
+
+def disable(flag: bool = True) -> None:
+    """Run every compiled function eagerly (same as TRACEJIT_DISABLE=1)."""
+    _disabled["on"] = bool(flag)
+
+
+def _flatten(obj, leaves: list, key: list) -> None:
+    t = type(obj)
+    if t is Tensor or isinstance(obj, Tensor):
+        d = obj._data
+        leaves.append(obj)
+        key.append((d.shape, d.dtype, obj.requires_grad))
+    elif t is float:
+        leaves.append(obj)
+        key.append(float)
+    elif t is tuple or t is list:
+        key.append((t, len(obj)))
+        for x in obj:
+            _flatten(x, leaves, key)
+    elif t is dict:
+        key.append((dict, tuple(obj)))
+        for x in obj.values():
+            _flatten(x, leaves, key)
+    elif obj is None or t in (int, bool, str):
+        key.append((t, obj))
+    else:
+        key.append(("id", id(obj)))  # modules and other objects: static, by identity
+
+
+def _rebuild(obj, it):
+    t = type(obj)
+    if isinstance(obj, Tensor) or t is float:
+        return next(it)
+    if t is tuple or t is list:
+        return t(_rebuild(x, it) for x in obj)
+    if t is dict:
+        return {k: _rebuild(v, it) for k, v in obj.items()}
+    return obj
+
+
+class Entry:
+    """One compiled specialisation of a function."""
+    eager = False
+    bwd = None
+    reason = None
+
+    def __init__(self) -> None:
+        self.stats: dict = {}
+
+
+class CompiledFunction:
+    def __init__(self, fn, backend: str | None = None, fullgraph: bool = False,
+                 name: str | None = None) -> None:
+        self.fn = fn
+        self.backend = backend
+        self.fullgraph = fullgraph
+        self.name = name or getattr(fn, "__name__", "f")
+        self.cache: dict = {}
+        self.keys: list = []
+        self.compiles = 0
+        self.last_stats: dict = {}
+        self._warned_break: set = set()
+        self._over_limit = False
+        try:
+            import inspect
+            self._argnames = list(inspect.signature(fn).parameters)
+        except (TypeError, ValueError):
+            self._argnames = []
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        import functools
+        return functools.partial(self.__call__, obj)
+
+    def __call__(self, *args, **kwargs):
+        if _disabled["on"] or self.backend == "eager" or _tracer["active"]:
+            return self.fn(*args, **kwargs)  # nested compiled functions inline into the trace
+        leaves: list = []
+        key: list = [ag._state["grad"]]
+        _flatten(args, leaves, key)
+        if kwargs:
+            _flatten(kwargs, leaves, key)
+        key = tuple(key)
+        entry = self.cache.get(key)
+        if entry is None:
+            entry = self._miss(key, args, kwargs, leaves)
+        if entry.eager:
+            return self.fn(*args, **kwargs)
+        for t, (shape, dtype, rg) in zip(entry.implicit, entry.implicit_guard):
+            if t._data.shape != shape or t.dtype is not dtype or t.requires_grad != rg:
+                # a closed-over tensor changed (e.g. a parameter was frozen): retrace
+                self._stale(entry)
+                entry = self._miss(key, args, kwargs, leaves)
+                if entry.eager:
+                    return self.fn(*args, **kwargs)
+                break
+        return self._run(entry, leaves)
+
+    # --- compile ---
+    def _miss(self, key, args, kwargs, leaves) -> Entry:
+        if self._over_limit:
+            e = Entry()
+            e.eager = True
+            return e
+        if self.compiles >= RECOMPILE_LIMIT:
+            self._over_limit = True
+            warnings.warn(f"tracejit.compile: {self.name} was recompiled {RECOMPILE_LIMIT} times "
+                          f"(last change: {self._diff(key)}); running it eagerly from now on. "
+                          f"Make shapes/dtypes/static arguments stable to benefit from "
+                          f"compilation.", RuntimeWarning, stacklevel=3)
+            e = Entry()
+            e.eager = True
+            return e
+        if self.keys:
+            log_recompiles.debug("recompiling %s: %s", self.name, self._diff(key))
+        entry = self._compile(args, kwargs, leaves)
+        self.compiles += 1
+        self.cache[key] = entry
+        self.keys.append(key)
+        return entry
+
+    def _diff(self, key) -> str:
+        """What differs between `key` and the closest cached key, in the user's words."""
+        best = None
+        for k in self.keys:
+            d = [(i, a, b) for i, (a, b) in enumerate(zip(k, key)) if a != b]
+            if len(k) != len(key):
+                d.append((-1, len(k), len(key)))
+            if best is None or len(d) < len(best):
+                best = d
+        if not best:
+            return "a new argument structure"
+        i, old, new = best[0]
+        if i == 0:
+            return f"grad mode changed: expected {old}, got {new}"
+        name = self._leaf_name(i)
+        if isinstance(old, tuple) and len(old) == 3 and isinstance(old[0], tuple) and \
+                isinstance(new, tuple) and len(new) == 3:
+            if old[0] != new[0]:
+                if len(old[0]) != len(new[0]):
+                    return f"tensor '{name}' dimension mismatch: expected {len(old[0])}, got " \
+                           f"{len(new[0])}"
+                dim = next(j for j, (a, b) in enumerate(zip(old[0], new[0])) if a != b)
+                return f"tensor '{name}' size mismatch at dim {dim}: expected {old[0][dim]}, " \
+                       f"got {new[0][dim]}"
+            if old[1] != new[1]:
+                return f"tensor '{name}' dtype mismatch: expected {old[1]}, got {new[1]}"
+            return f"tensor '{name}' requires_grad mismatch: expected {old[2]}, got {new[2]}"
+        return f"argument '{name}' changed: expected {old!r}, got {new!r}"
+
+    def _leaf_name(self, i: int) -> str:
+        # position i in the key: the top-level argument it belongs to is a good enough name
+        k = self.keys[0] if self.keys else ()
+        depth, arg = 0, -1
+        for j, part in enumerate(k[1:], start=1):
+            if j == 1:
+                continue  # the (tuple, nargs) header of args
+            if depth == 0:
+                arg += 1
+            if isinstance(part, tuple) and len(part) == 2 and part[0] in (tuple, list, dict):
+                depth += part[1] if isinstance(part[1], int) else len(part[1])
+            elif depth:
+                depth -= 1
+            if j == i:
+                break
+        if 0 <= arg < len(self._argnames):
+            return self._argnames[arg]
+        return f"arg{arg}"
+
+    def _compile(self, args, kwargs, leaves) -> Entry:
+        entry = Entry()
+        t0 = time.perf_counter()
+        tr = Tracer(self.name)
+        names = self._argnames
+        try:
+            with tr:
+                sym = []
+                for i, x in enumerate(leaves):
+                    nm = names[i] if i < len(names) else f"a{i}"
+                    if isinstance(x, Tensor):
+                        sym.append(tr.input(x, TensorType(x.shape, x.dtype), nm))
+                    else:
+                        sym.append(tr.input(None, TensorType((), D.float64), nm, weak=True))
+                it = iter(sym)
+                sargs = _rebuild(args, it)
+                skw = _rebuild(kwargs, it)
+                out = self.fn(*sargs, **skw)
+                entry.t_trace = time.perf_counter() - t0
+                self._build(entry, tr, leaves, sym, out)
+        except GraphBreak as gb:
+            tr.restore_mutated()
+            if self.fullgraph:
+                raise RuntimeError(f"tracejit.compile(fullgraph=True): graph break in "
+                                   f"{self.name}: {gb.reason} at {gb.loc}. Remove the "
+                                   f"data-dependent Python control flow / value access, or "
+                                   f"compile without fullgraph to fall back to eager.") from None
+            if gb.loc not in self._warned_break:
+                self._warned_break.add(gb.loc)
+                warnings.warn(f"tracejit.compile: graph break in {self.name}: {gb.reason} at "
+                              f"{gb.loc}; this call signature runs eagerly.", RuntimeWarning,
+                              stacklevel=4)
+            entry.eager = True
+            entry.reason = (gb.reason, gb.loc)
+            return entry
+        except BaseException:
+            tr.restore_mutated()
+            raise
+        tr.restore_mutated()
+        return entry
+
+    def _build(self, entry, tr: Tracer, leaves, sym, out) -> None:
+        g = tr.graph
+        out_leaves: list = []
+        entry.out_spec = _spec(out, out_leaves)
+        user_nodes = [tr.node_of(t) for t in out_leaves]
+        # mutations: explicit inputs and closed-over tensors modified in place
+        entry.mutations = []
+        mut_nodes = []
+        for t, orig in tr.mutations.values():
+            if type(orig) is _ndarray:
+                target = ("implicit", next(i for i, c in enumerate(tr.implicit) if c is t))
+            else:
+                pos = next((i for i, s in enumerate(sym) if s._data is orig), None)
+                if pos is None:
+                    continue  # a temporary made inside the function
+                target = ("arg", pos)
+            entry.mutations.append(target)
+            mut_nodes.append(t._data)
+        primals = list(g.inputs)
+        entry.implicit = list(tr.implicit)
+        entry.implicit_guard = [(t.shape, t.dtype, t.requires_grad) for t in tr.implicit]
+        fwd_outputs = user_nodes + mut_nodes
+        entry.n_user = len(user_nodes)
+        rg_inputs = [i for i, n in enumerate(primals) if n.meta.get("rg")]
+        diff_out = [i for i, n in enumerate(user_nodes)
+                    if n.meta.get("rg") and n.type.dtype.is_floating_point]
+        entry.diff_out = diff_out
+        entry.rg_inputs = rg_inputs
+        t1 = time.perf_counter()
+        if ag._state["grad"] and rg_inputs and diff_out:
+            with ag.no_grad():
+                tangents, grads = _differentiate(tr, user_nodes, diff_out, primals, rg_inputs)
+            entry.tangent_types = [(t.shape, t.dtype) for t in tangents]
+            entry.grad_present = [gr is not None for gr in grads]
+            p = partition(g, primals, tangents, fwd_outputs, grads)
+            entry.saved = p.saved
+            entry.saved_bytes = p.saved_bytes()
+            fwd_graph, bwd_graph = p.fwd, p.bwd
+        else:
+            fwd_graph, bwd_graph = _forward_only(g, primals, fwd_outputs), None
+            entry.saved, entry.saved_bytes = [], 0
+        entry.t_autodiff = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        fwd_graph = backends.optimize(fwd_graph)
+        if bwd_graph is not None:
+            bwd_graph = backends.optimize(bwd_graph)
+        entry.t_passes = time.perf_counter() - t2
+        log_graph.debug("forward graph of %s:\n%s", self.name, fwd_graph)
+        if bwd_graph is not None:
+            log_graph.debug("backward graph of %s:\n%s", self.name, bwd_graph)
+            log_partition.debug("%s saves %d values (%d bytes) for backward", self.name,
+                                len(entry.saved), entry.saved_bytes)
+        t3 = time.perf_counter()
+        entry.fwd_graph, entry.bwd_graph = fwd_graph, bwd_graph
+        entry.fwd = backends.compile_graph(fwd_graph, self.backend)
+        entry.bwd = backends.compile_graph(bwd_graph, self.backend) if bwd_graph else None
+        entry.t_codegen = time.perf_counter() - t3
+        entry.stats = {"kernels_forward": len(getattr(entry.fwd, "kernels", ())),
+                       "kernels_backward": len(getattr(entry.bwd, "kernels", ()))
+                       if entry.bwd else 0,
+                       "compile_s": entry.t_trace + entry.t_autodiff + entry.t_passes +
+                       entry.t_codegen}
+        log_guards.debug("guards for %s: %s", self.name, _guard_text(self, leaves, entry))
+
+    # --- run ---
+    def _run(self, entry: Entry, leaves):
+        arrays = []
+        for x in leaves:
+            arrays.append(x._data if type(x) is not float else np.float64(x).reshape(()))
+        for t in entry.implicit:
+            arrays.append(t._data)
+        outs = entry.fwd(arrays)
+        self.last_stats = entry.stats
+        n = entry.n_user
+        if entry.mutations:
+            for (kind, i), new in zip(entry.mutations, outs[n:n + len(entry.mutations)]):
+                t = leaves[i] if kind == "arg" else entry.implicit[i]
+                np.copyto(t._data, new)
+                t._version[0] += 1
+        need = entry.bwd is not None and ag._state["grad"]
+        results = [Tensor._make(a) for a in outs[:n]]
+        if need:
+            inputs = leaves + entry.implicit
+            prim = [x for x in inputs]
+            saved, saved_inputs = [], []
+            for kind, j in entry.saved:
+                if kind == "input":
+                    saved.append(arrays[j])
+                    if isinstance(prim[j], Tensor):
+                        saved_inputs.append(prim[j])
+                else:
+                    saved.append(outs[j])
+            node = CompiledNode(entry, saved, saved_inputs, [prim[i] for i in entry.rg_inputs])
+            for k, i in enumerate(entry.diff_out):
+                r = results[i]
+                r.requires_grad = True
+                r.grad_fn = node
+                r._out_idx = k
+        return _unspec(entry.out_spec, iter(results))
+
+    def _stale(self, entry) -> None:
+        for k, e in list(self.cache.items()):
+            if e is entry:
+                del self.cache[k]
+                self.keys.remove(k)
+
+
+
+def _spec(out, leaves: list):
+    """Structure of the function's result, with tensor leaves replaced by positions."""
+    if isinstance(out, Tensor):
+        leaves.append(out)
+        return ("t", len(leaves) - 1)
+    if type(out) in (tuple, list):
+        return (type(out), [_spec(x, leaves) for x in out])
+    if type(out) is dict:
+        return (dict, {k: _spec(v, leaves) for k, v in out.items()})
+    if hasattr(out, "_fields") and isinstance(out, tuple):  # namedtuple
+        return ("nt", type(out), [_spec(x, leaves) for x in out])
+    return ("v", out)
+
+
+def _unspec(spec, it):
+    tag = spec[0]
+    if tag == "t":
+        return next(it)
+    if tag == "v":
+        return spec[1]
+    if tag == "nt":
+        return spec[1](*[_unspec(s, it) for s in spec[2]])
+    if tag is dict:
+        return {k: _unspec(v, it) for k, v in spec[1].items()}
+    return tag(_unspec(s, it) for s in spec[1])
+
+
+def _differentiate(tr, user_nodes, diff_out, primals, rg_inputs):
+    """Append the backward computation to the traced graph; return tangents and input grads."""
+    from .. import autograd as agm
+    g = tr.graph
+    tangents, seeds = [], {}
+    for k, i in enumerate(diff_out):
+        n = user_nodes[i]
+        t = g.add_input(n.type, f"g{k}")
+        t.meta["rg"] = False
+        tangents.append(t)
+        tt = Tensor._make(t)
+        seeds[id(n)] = tt if id(n) not in seeds else seeds[id(n)] + tt
+
+    def apply_vjp(node, grad):
+        op = REGISTRY[node.op]
+        tr.loc_override = node.loc
+        ins = [Tensor._make(i) for i in node.inputs]
+        out = Tensor._make(node)
+        res = op.vjp(grad, out, *ins, **node.params)
+        in_rg = node.meta.get("in_rg", ())
+        outs = []
+        for k, (inp, r) in enumerate(zip(node.inputs, res)):
+            if r is None or k >= len(in_rg) or not in_rg[k]:
+                outs.append(None)
+                continue
+            if callable(r):
+                r = r()
+            if r is None:
+                outs.append(None)
+                continue
+            outs.append(agm._fit(r, (inp.type.shape, inp.type.dtype)))
+        return outs
+
+    def differentiable(n):
+        return bool(n.meta.get("rg")) and n.op not in ("input", "const") and \
+            REGISTRY[n.op].vjp is not None
+
+    grads = reverse_accumulate(list(g.nodes), seeds, differentiable, apply_vjp,
+                               lambda a, b: a + b)
+    tr.loc_override = None
+    out = []
+    for i in rg_inputs:
+        gr = grads.get(id(primals[i]))
+        if gr is not None:
+            d = gr._data
+            if d is primals[i]:
+                d = g.add("copy", [d], {}, d.type)
+            out.append(d if type(d) is not _ndarray else g.const(d))
+        else:
+            out.append(None)
+    return tangents, out
+
+
+def _forward_only(g, primals, outputs):
+    g.outputs = list(outputs)
+    return g
+
+
+def _guard_text(cf, leaves, entry) -> str:
+    parts = []
+    for i, x in enumerate(leaves):
+        nm = cf._argnames[i] if i < len(cf._argnames) else f"a{i}"
+        if isinstance(x, Tensor):
+            parts.append(f"{nm}: {x.dtype.name}{list(x.shape)} requires_grad={x.requires_grad}")
+        else:
+            parts.append(f"{nm}: float (traced as a 0-d input)")
+    for k, (shape, dtype, rg) in enumerate(entry.implicit_guard):
+        parts.append(f"closed-over c{k}: {dtype.name}{list(shape)} requires_grad={rg}")
+    parts.append(f"grad mode: {ag._state['grad']}")
+    return "; ".join(parts)
+

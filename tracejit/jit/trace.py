@@ -1,0 +1,136 @@
+"""Tracing: run a Python function on symbolic Tensors and record every op into a Graph.
+
+While a trace is active every `apply` comes here (tensor.py's hook). A symbolic Tensor's `_data`
+is an IR Node (which has `.shape` and `.dtype` like an array). Concrete tensors met during the
+trace are either constants (made inside the function: factories, scalars) or implicit inputs
+(tensors the function closes over: parameters, buffers, globals), which are read by reference on
+every call. Anything that needs a value (`bool(t)`, `.item()`, `.numpy()`, ...) raises
+`GraphBreak` with the user's file:line. In-place updates of inputs and implicit inputs are
+recorded as mutations, written back after each call.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from .. import autograd as ag
+from ..ir.graph import Graph, TensorType, infer_type
+from ..ops import dtypes as D
+from ..tensor import Tensor, WeakScalar, _ndarray, _tracer
+
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class GraphBreak(Exception):
+    def __init__(self, reason: str, loc: str) -> None:
+        super().__init__(f"{reason} at {loc}")
+        self.reason, self.loc = reason, loc
+
+
+def user_location() -> str:
+    """file:line of the innermost frame outside the tracejit package."""
+    f = sys._getframe(1)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if not os.path.abspath(fn).startswith(_PKG):
+            return f"{os.path.basename(fn)}:{f.f_lineno}"
+        f = f.f_back
+    return "?"
+
+
+class Tracer:
+    def __init__(self, name: str) -> None:
+        self.graph = Graph(name)
+        self.created = _Created()
+        self.implicit: list = []          # concrete tensors read by reference
+        self._implicit_node: dict = {}    # id(tensor) -> input node
+        self.mutations: dict = {}         # id(tensor) -> (tensor, original _data)
+        self._saved = None
+        self.loc_override = None   # while building the backward: the forward op's location
+
+    # --- values ---
+    def input(self, t: Tensor | None, type: TensorType, name: str, weak: bool = False) -> Tensor:
+        node = self.graph.add_input(type, name)
+        node.meta["rg"] = bool(t is not None and t.requires_grad)
+        cls = WeakScalar if weak else Tensor
+        return cls._make(node, node.meta["rg"])
+
+    def node_of(self, t: Tensor):
+        d = t._data
+        if type(d) is not _ndarray:
+            return d
+        if id(t) in self.created.ids:
+            return self._const(t)
+        n = self._implicit_node.get(id(t))
+        if n is None:
+            n = self.graph.add_input(TensorType(d.shape, D.from_numpy_dtype(d.dtype)),
+                                     f"c{len(self.implicit)}")
+            n.meta["rg"] = t.requires_grad
+            self.implicit.append(t)
+            self._implicit_node[id(t)] = n
+        return n
+
+    def _const(self, t: Tensor):
+        n = self.graph.const(np.array(t._data, copy=True), user_location())
+        n.meta["rg"] = False
+        return n
+
+    # --- hooks ---
+    def hook(self, op, args, params):
+        ins = [self.node_of(a) for a in args]
+        loc = self.loc_override or user_location()
+        typ = infer_type(op.name, ins, params)
+        node = self.graph.add(op.name, ins, params, typ, loc)
+        rg = bool(ag._state["grad"] and op.vjp is not None and any(a.requires_grad for a in args))
+        node.meta["rg"] = rg
+        node.meta["in_rg"] = tuple(a.requires_grad for a in args)
+        return Tensor._make(node, rg)
+
+    def value(self, t: Tensor, what: str):
+        raise GraphBreak(f"{what} needs the value of a traced tensor", user_location())
+
+    def graph_break(self, reason: str):
+        raise GraphBreak(reason, user_location())
+
+    def inplace(self, t: Tensor, result: Tensor):
+        if id(t) not in self.mutations:
+            self.mutations[id(t)] = (t, t._data)
+        if type(t._data) is _ndarray:
+            self.node_of(t)  # a closed-over tensor: make sure it is an implicit input
+        t._data = self.node_of(result)
+        if result.requires_grad:
+            t.requires_grad = True
+            t.grad_fn = None
+
+    # --- activation ---
+    def __enter__(self):
+        self._saved = dict(_tracer)
+        _tracer.update(hook=self.hook, value=self.value, inplace=self.inplace,
+                       active=True, created=self.created)
+        _tracer["break"] = self.graph_break
+        return self
+
+    def __exit__(self, *exc):
+        _tracer.clear()
+        _tracer.update(self._saved)
+        return False
+
+    def restore_mutated(self) -> None:
+        """Give mutated concrete tensors their arrays back (the trace wrote symbolic values)."""
+        for t, data in self.mutations.values():
+            if type(data) is _ndarray:
+                t._data = data
+
+
+class _Created(list):
+    """Tensors made inside the traced function (kept alive so their ids stay unique)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set = set()
+
+    def append(self, t) -> None:
+        super().append(t)
+        self.ids.add(id(t))
