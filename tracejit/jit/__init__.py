@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from .compiled import CompiledFunction, disable
+from .explain import configure_logging, explain
 from .trace import GraphBreak
 
-__all__ = ["compile", "disable", "CompiledFunction", "GraphBreak"]
+__all__ = ["compile", "disable", "explain", "CompiledFunction", "GraphBreak"]
+configure_logging()
 
 
 class CompiledModule:

@@ -131,7 +131,10 @@ class CompiledFunction:
                 if entry.eager:
                     return self.fn(*args, **kwargs)
                 break
-        return self._run(entry, leaves)
+        out = self._run(entry, leaves)
+        if os.environ.get("TRACEJIT_DEBUG_NANS", "") not in ("", "0"):
+            out = self._check_nans(entry, out, args, kwargs, leaves)
+        return out
 
     # --- compile ---
     def _miss(self, key, args, kwargs, leaves) -> Entry:
@@ -344,6 +347,33 @@ class CompiledFunction:
                 r.grad_fn = node
                 r._out_idx = k
         return _unspec(entry.out_spec, iter(results))
+
+    def _check_nans(self, entry, out, args, kwargs, leaves):
+        """TRACEJIT_DEBUG_NANS: a NaN/inf that eager does not produce is reported by op and
+        file:line, and the eager result is returned instead."""
+        got: list = []
+        _spec(out, got)
+        if all(np.all(np.isfinite(t._data)) for t in got if t.dtype.is_floating_point):
+            return out
+        with ag.no_grad():
+            ref = self.fn(*args, **kwargs)
+        want: list = []
+        _spec(ref, want)
+        eager_bad = any(not np.all(np.isfinite(t._data)) for t in want
+                        if t.dtype.is_floating_point)
+        arrays = [x._data if type(x) is not float else np.float64(x).reshape(())
+                  for x in leaves] + [t._data for t in entry.implicit]
+        from .explain import first_bad_node
+        where = first_bad_node(entry.fwd_graph, arrays)
+        if eager_bad:
+            warnings.warn(f"TRACEJIT_DEBUG_NANS: {self.name} produces NaN/inf (eager too); "
+                          f"first produced by {where}", RuntimeWarning, stacklevel=3)
+            return out
+        warnings.warn(f"TRACEJIT_DEBUG_NANS: compiled {self.name} produced NaN/inf that eager "
+                      f"does not; first op: {where or 'none in the reference interpreter: the '
+                      'backend kernels differ from eager, please report it'}; returning the "
+                      f"eager result", RuntimeWarning, stacklevel=3)
+        return self.fn(*args, **kwargs)
 
     def _stale(self, entry) -> None:
         for k, e in list(self.cache.items()):

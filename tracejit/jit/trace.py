@@ -73,7 +73,7 @@ class Tracer:
         return n
 
     def _const(self, t: Tensor):
-        n = self.graph.const(np.array(t._data, copy=True), user_location())
+        n = self.graph.const(np.array(t._data, copy=True), self.loc_override or user_location())
         n.meta["rg"] = False
         return n
 
