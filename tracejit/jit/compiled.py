@@ -369,10 +369,11 @@ class CompiledFunction:
             warnings.warn(f"TRACEJIT_DEBUG_NANS: {self.name} produces NaN/inf (eager too); "
                           f"first produced by {where}", RuntimeWarning, stacklevel=3)
             return out
+        where = where or ("none in the reference interpreter: the backend's kernels differ "
+                          "from eager, please report it")
         warnings.warn(f"TRACEJIT_DEBUG_NANS: compiled {self.name} produced NaN/inf that eager "
-                      f"does not; first op: {where or 'none in the reference interpreter: the '
-                      'backend kernels differ from eager, please report it'}; returning the "
-                      f"eager result", RuntimeWarning, stacklevel=3)
+                      f"does not; first op: {where}; returning the eager result",
+                      RuntimeWarning, stacklevel=3)
         return self.fn(*args, **kwargs)
 
     def _stale(self, entry) -> None:
