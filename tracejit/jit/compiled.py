@@ -162,7 +162,7 @@ class CompiledFunction:
     def _diff(self, key) -> str:
         """What differs between `key` and the closest cached key, in the user's words."""
         best = None
-        for k in self.keys:
+        for k in reversed(self.keys):  # on ties, the most recent key is the closest
             d = [(i, a, b) for i, (a, b) in enumerate(zip(k, key)) if a != b]
             if len(k) != len(key):
                 d.append((-1, len(k), len(key)))
@@ -260,7 +260,7 @@ class CompiledFunction:
             if type(orig) is _ndarray:
                 target = ("implicit", next(i for i, c in enumerate(tr.implicit) if c is t))
             else:
-                pos = next((i for i, s in enumerate(sym) if s._data is orig), None)
+                pos = next((i for i, s in enumerate(sym) if s is t), None)
                 if pos is None:
                     continue  # a temporary made inside the function
                 target = ("arg", pos)

@@ -1,0 +1,322 @@
+"""tracejit.compile: tracing, generated backward, guards, recompiles, graph breaks, mutation,
+closed-over tensors, nested compile, debugging aids. Backends: the reference interpreter and,
+when available, LLVM (every test runs on both)."""
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import tracejit as tj
+from tracejit.jit.backends import default_backend
+
+BACKENDS = ["interpret"] + (["llvm"] if default_backend() == "llvm" else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+def _grads(fn, *xs):
+    for x in xs:
+        x.grad = None
+    out = fn(*xs)
+    out.backward()
+    return out.detach().numpy().copy(), [x.grad.numpy().copy() for x in xs]
+
+
+def _leaves(*shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    return [tj.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True)
+            for s in shapes]
+
+
+def gelu_chain(x, w, b):
+    z = x * w + b
+    return (0.5 * z * (1.0 + (0.7978845608 * (z + 0.044715 * z ** 3)).tanh())).sum()
+
+
+def softmax_loss(x, y):
+    return (x.softmax(-1) * y).sum()
+
+
+def norm_loss(x, w, b):
+    mu = x.mean(-1, keepdim=True)
+    var = ((x - mu) ** 2).mean(-1, keepdim=True)
+    return (((x - mu) / (var + 1e-5).sqrt() * w + b) * x).sum()
+
+
+def mlp(x, w1, w2):
+    return ((x @ w1).relu() @ w2).logsumexp(-1).mean()
+
+
+def indexing(x, w):
+    return (x[1:, ::2] * w[None, :2]).amax(0).sum() + x[tj.tensor([0, 0, 2])].sum()
+
+
+CASES = [
+    (gelu_chain, [(64,), (64,), (64,)]),
+    (gelu_chain, [(8, 16), (16,), (1, 16)]),
+    (softmax_loss, [(5, 7), (5, 7)]),
+    (norm_loss, [(6, 32), (32,), (32,)]),
+    (mlp, [(4, 8), (8, 16), (16, 3)]),
+    (indexing, [(3, 4), (2,)]),
+]
+
+
+@pytest.mark.parametrize("fn,shapes", CASES, ids=[c[0].__name__ for c in CASES])
+def test_forward_backward_match_eager_twice(fn, shapes, backend):
+    cf = tj.compile(fn, backend=backend)
+    for seed in (0, 1):  # second call: different data, must not reuse baked values
+        xs = _leaves(*shapes, seed=seed)
+        want, gwant = _grads(fn, *xs)
+        got, ggot = _grads(cf, *xs)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+        for a, b in zip(ggot, gwant):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert cf.compiles == 1
+
+
+def test_outputs_are_tensors_with_one_node(backend):
+    cf = tj.compile(lambda x: (x.exp(), x.sum()), backend=backend)
+    x = _leaves((3,))[0]
+    a, s = cf(x)
+    assert isinstance(a, tj.Tensor) and a.grad_fn is s.grad_fn
+    (a.sum() + s).backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.exp(x.detach().numpy()) + 1, rtol=1e-5)
+
+
+def test_nested_structures_and_statics(backend):
+    def f(d, scale: int, mode: str):
+        y = d["a"] * scale + d["b"][0]
+        return {"y": y if mode == "plain" else y.relu(), "n": scale}
+    cf = tj.compile(f, backend=backend)
+    d = {"a": tj.randn(4), "b": [tj.randn(4)]}
+    out = cf(d, 3, "relu")
+    np.testing.assert_allclose(out["y"].numpy(), f(d, 3, "relu")["y"].numpy(), rtol=1e-6)
+    assert out["n"] == 3
+    cf(d, 3, "relu")
+    assert cf.compiles == 1
+    cf(d, 4, "relu")  # static int is part of the key
+    assert cf.compiles == 2
+
+
+def test_float_args_do_not_recompile(backend):
+    cf = tj.compile(lambda x, lr: x - lr * x, backend=backend)
+    x = tj.ones(3)
+    for lr in (0.1, 0.25, 0.5):
+        np.testing.assert_allclose(cf(x, lr).numpy(), (1 - lr) * np.ones(3, np.float32),
+                                   rtol=1e-6)
+    assert cf.compiles == 1
+    assert cf(x, 0.5).dtype is tj.float32  # a Python float promotes like a scalar
+
+
+def test_guards_retrace_on_shape_dtype_requires_grad(backend):
+    cf = tj.compile(lambda x: (x * 2).sum(), backend=backend)
+    cf(tj.ones(3))
+    cf(tj.ones(4))
+    cf(tj.ones(4, dtype=tj.float64))
+    cf(tj.ones(4, requires_grad=True))
+    cf(tj.ones(4))
+    assert cf.compiles == 4
+
+
+def test_recompile_limit_warns_with_the_difference():
+    cf = tj.compile(lambda x: x + 1, backend="interpret")
+    for n in range(1, 9):
+        cf(tj.ones(n))
+    with pytest.warns(RuntimeWarning, match=r"tensor 'x' size mismatch at dim 0: expected 8, "
+                                             r"got 9"):
+        out = cf(tj.ones(9))
+    np.testing.assert_array_equal(out.numpy(), 2 * np.ones(9))
+    assert cf.compiles == 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cf(tj.ones(10))  # warned once only; runs eagerly
+
+
+def branchy(x):
+    if x.sum() > 0:
+        return x * 2
+    return x * 3
+
+
+def test_graph_break_falls_back_with_location(backend):
+    cf = tj.compile(branchy, backend=backend)
+    with pytest.warns(RuntimeWarning, match=r"graph break.*test_jit.py:\d+"):
+        a = cf(tj.ones(3))
+    b = cf(-tj.ones(3))  # the other branch: correct, because it runs eagerly
+    np.testing.assert_array_equal(a.numpy(), 2 * np.ones(3))
+    np.testing.assert_array_equal(b.numpy(), -3 * np.ones(3))
+
+
+@pytest.mark.parametrize("what", ["item", "numpy", "tolist", "bool"])
+def test_graph_break_fullgraph_raises(what, backend):
+    def f(x):
+        v = {"item": lambda: x.sum().item(), "numpy": lambda: x.numpy(),
+             "tolist": lambda: x.tolist(), "bool": lambda: bool(x.sum() > 0)}[what]()
+        return x * (2.0 if v is not None else 1.0)
+    cf = tj.compile(f, backend=backend, fullgraph=True)
+    with pytest.raises(RuntimeError, match=r"graph break.*test_jit.py:\d+"):
+        cf(tj.ones(3))
+
+
+def test_random_inside_compiled_function_is_a_graph_break():
+    cf = tj.compile(lambda x: x + tj.rand(3), backend="interpret", fullgraph=True)
+    with pytest.raises(RuntimeError, match="random number generation"):
+        cf(tj.ones(3))
+
+
+def test_closed_over_parameters_are_read_by_reference(backend):
+    w = tj.ones(3, requires_grad=True)
+    cf = tj.compile(lambda x: (x * w).sum(), backend=backend)
+    x = tj.tensor([1.0, 2.0, 3.0])
+    assert cf(x).item() == 6.0
+    with tj.no_grad():
+        w.mul_(2.0)  # an optimizer step between calls
+    loss = cf(x)
+    assert loss.item() == 12.0 and cf.compiles == 1
+    loss.backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [1.0, 2.0, 3.0])
+
+
+def test_mutation_of_inputs_and_buffers_is_written_back(backend):
+    running = tj.zeros(3)
+
+    def f(x):
+        with tj.no_grad():
+            running.mul_(0.9).add_(x.mean(0) * 0.1)
+        x.add_(1.0)
+        return x * 2
+
+    cf = tj.compile(f, backend=backend)
+    x = tj.ones(2, 3)
+    out = cf(x)
+    np.testing.assert_allclose(running.numpy(), 0.1 * np.ones(3), rtol=1e-6)
+    np.testing.assert_array_equal(x.numpy(), 2 * np.ones((2, 3)))
+    np.testing.assert_array_equal(out.numpy(), 4 * np.ones((2, 3)))
+    cf(x)
+    np.testing.assert_allclose(running.numpy(), 0.9 * 0.1 + 0.1 * 2.0 * np.ones(3), rtol=1e-5)
+
+
+def test_nested_compiled_functions_inline(backend):
+    inner = tj.compile(lambda x: x.exp(), backend=backend)
+    outer = tj.compile(lambda x: inner(x).sum(), backend=backend)
+    x = _leaves((4,))[0]
+    outer(x).backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.exp(x.detach().numpy()), rtol=1e-5)
+    assert inner.compiles == 0 and outer.compiles == 1
+
+
+def test_double_backward_raises_clearly(backend):
+    cf = tj.compile(lambda x: (x ** 3).sum(), backend=backend)
+    x = _leaves((3,))[0]
+    (g,) = tj.autograd.grad(cf(x), x, create_graph=False)
+    np.testing.assert_allclose(g.numpy(), 3 * x.detach().numpy() ** 2, rtol=1e-5)
+    with pytest.raises(RuntimeError, match="double backward"):
+        tj.autograd.grad(cf(x), x, create_graph=True)
+
+
+def test_no_grad_and_detach_inside_are_respected(backend):
+    def f(x):
+        with tj.no_grad():
+            s = x.sum()
+        return (x * s).sum() + (x.detach() * x).sum()
+    cf = tj.compile(f, backend=backend)
+    x = _leaves((4,))[0]
+    cf(x).backward()
+    want = x.detach().numpy().sum() + x.detach().numpy()
+    np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-5)
+
+
+def test_saved_input_modified_before_backward_raises(backend):
+    cf = tj.compile(lambda x, w: (x * w).sum(), backend=backend)
+    x, w = _leaves((3,), (3,))
+    x2 = x.detach().clone()
+    loss = cf(x2, w)
+    x2.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_disable_and_eager_backend():
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return x + 1
+    cf = tj.compile(f, backend="interpret")
+    cf(tj.ones(2))
+    cf(tj.ones(2))
+    assert len(calls) == 1  # traced once, then compiled code
+    tj.disable()
+    try:
+        cf(tj.ones(2))
+        assert len(calls) == 2
+    finally:
+        tj.disable(False)
+    tj.compile(f, backend="eager")(tj.ones(2))
+    assert len(calls) == 3
+
+
+def test_explain_reports_graphs_guards_saved_and_times(capsys):
+    x, w = _leaves((8,), (8,))
+    e = tj.explain(lambda x, w: (x * w).tanh().sum(), backend="interpret")(x, w)
+    text = str(e)
+    for part in ("forward graph", "backward graph", "saved for backward", "guards:",
+                 "compile time", "tanh", "graph breaks: 0"):
+        assert part in text
+    assert "forward graph" in capsys.readouterr().out
+    e2 = tj.explain(branchy, backend="interpret")(tj.ones(2))
+    assert e2.graph_breaks and "test_jit.py" in e2.graph_breaks[0][1]
+
+
+def test_ir_nodes_carry_user_locations(backend):
+    x = _leaves((4,))[0]
+    e = tj.explain(gelu_chain, backend=backend)(x, x, x)
+    assert "test_jit.py:" in str(e.forward_graph)
+
+
+def test_partition_saves_inputs_not_elementwise_intermediates():
+    x, w, b = _leaves((1024,), (1024,), (1024,))
+    e = tj.explain(gelu_chain, backend="interpret")(x, w, b)
+    assert e.saved_bytes == 0  # W1: only the inputs are needed, the chain is recomputed
+
+
+def test_debug_nans_names_the_op(monkeypatch):
+    monkeypatch.setenv("TRACEJIT_DEBUG_NANS", "1")
+    cf = tj.compile(lambda x: (x - 1.0).log() * 2, backend="interpret")
+    with pytest.warns(RuntimeWarning, match=r"log .*test_jit.py:\d+"):
+        cf(tj.tensor([0.5, 2.0]))
+
+
+def test_debug_dir_dumps_ir(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACEJIT_DEBUG_DIR", str(tmp_path))
+    tj.compile(lambda x: (x * 1.0 + 0.0).sum(), backend="interpret")(tj.ones(3))
+    assert any(p.name.endswith(".before.ir") for p in tmp_path.iterdir())
+
+
+def test_log_env_var_enables_loggers():
+    code = ("import tracejit as tj; f = tj.compile(lambda x: x * 2, backend='interpret'); "
+            "f(tj.ones(2)); f(tj.ones(3))")
+    env = dict(os.environ, TRACEJIT_LOG="graph,recompiles")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       cwd=os.path.dirname(os.path.dirname(__file__)), timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "forward graph" in r.stderr and "recompiling" in r.stderr
+
+
+def test_methods_and_descriptors(backend):
+    class Scaler:
+        def __init__(self):
+            self.w = tj.full((3,), 2.0)
+
+        @tj.compile
+        def __call__(self, x):
+            return x * self.w
+
+    s = Scaler()
+    np.testing.assert_array_equal(s(tj.ones(3)).numpy(), 2 * np.ones(3))
