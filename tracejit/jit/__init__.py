@@ -5,7 +5,7 @@ from .compiled import CompiledFunction, disable
 from .explain import configure_logging, explain
 from .trace import GraphBreak
 
-__all__ = ["compile", "disable", "explain", "CompiledFunction", "GraphBreak"]
+__all__ = ["CompiledFunction", "GraphBreak", "compile", "disable", "explain"]
 configure_logging()
 
 

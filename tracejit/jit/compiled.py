@@ -16,14 +16,14 @@ import warnings
 import numpy as np
 
 from .. import autograd as ag
-from ..ir.autodiff import reverse_accumulate
 from ..ir.graph import TensorType
 from ..ir.partition import partition
-from ..ops import REGISTRY
 from ..ops import dtypes as D
 from ..tensor import Tensor, _ndarray, _tracer
 from . import backends
 from .bridge import CompiledNode
+from .differentiate import differentiate
+from .structure import _flatten, _rebuild, _spec, _unspec
 from .trace import GraphBreak, Tracer
 
 log_graph = logging.getLogger("tracejit.graph")
@@ -38,40 +38,6 @@ _disabled = {"on": os.environ.get("TRACEJIT_DISABLE", "") not in ("", "0")}
 def disable(flag: bool = True) -> None:
     """Run every compiled function eagerly (same as TRACEJIT_DISABLE=1)."""
     _disabled["on"] = bool(flag)
-
-
-def _flatten(obj, leaves: list, key: list) -> None:
-    t = type(obj)
-    if t is Tensor or isinstance(obj, Tensor):
-        d = obj._data
-        leaves.append(obj)
-        key.append((d.shape, d.dtype, obj.requires_grad))
-    elif t is float:
-        leaves.append(obj)
-        key.append(float)
-    elif t is tuple or t is list:
-        key.append((t, len(obj)))
-        for x in obj:
-            _flatten(x, leaves, key)
-    elif t is dict:
-        key.append((dict, tuple(obj)))
-        for x in obj.values():
-            _flatten(x, leaves, key)
-    elif obj is None or t in (int, bool, str):
-        key.append((t, obj))
-    else:
-        key.append(("id", id(obj)))  # modules and other objects: static, by identity
-
-
-def _rebuild(obj, it):
-    t = type(obj)
-    if isinstance(obj, Tensor) or t is float:
-        return next(it)
-    if t is tuple or t is list:
-        return t(_rebuild(x, it) for x in obj)
-    if t is dict:
-        return {k: _rebuild(v, it) for k, v in obj.items()}
-    return obj
 
 
 class Entry:
@@ -279,7 +245,7 @@ class CompiledFunction:
         t1 = time.perf_counter()
         if ag._state["grad"] and rg_inputs and diff_out:
             with ag.no_grad():
-                tangents, grads = _differentiate(tr, user_nodes, diff_out, primals, rg_inputs)
+                tangents, grads = differentiate(tr, user_nodes, diff_out, primals, rg_inputs)
             entry.tangent_types = [(t.shape, t.dtype) for t in tangents]
             entry.grad_present = [gr is not None for gr in grads]
             p = partition(g, primals, tangents, fwd_outputs, grads)
@@ -382,86 +348,6 @@ class CompiledFunction:
                 del self.cache[k]
                 self.keys.remove(k)
 
-
-
-def _spec(out, leaves: list):
-    """Structure of the function's result, with tensor leaves replaced by positions."""
-    if isinstance(out, Tensor):
-        leaves.append(out)
-        return ("t", len(leaves) - 1)
-    if type(out) in (tuple, list):
-        return (type(out), [_spec(x, leaves) for x in out])
-    if type(out) is dict:
-        return (dict, {k: _spec(v, leaves) for k, v in out.items()})
-    if hasattr(out, "_fields") and isinstance(out, tuple):  # namedtuple
-        return ("nt", type(out), [_spec(x, leaves) for x in out])
-    return ("v", out)
-
-
-def _unspec(spec, it):
-    tag = spec[0]
-    if tag == "t":
-        return next(it)
-    if tag == "v":
-        return spec[1]
-    if tag == "nt":
-        return spec[1](*[_unspec(s, it) for s in spec[2]])
-    if tag is dict:
-        return {k: _unspec(v, it) for k, v in spec[1].items()}
-    return tag(_unspec(s, it) for s in spec[1])
-
-
-def _differentiate(tr, user_nodes, diff_out, primals, rg_inputs):
-    """Append the backward computation to the traced graph; return tangents and input grads."""
-    from .. import autograd as agm
-    g = tr.graph
-    tangents, seeds = [], {}
-    for k, i in enumerate(diff_out):
-        n = user_nodes[i]
-        t = g.add_input(n.type, f"g{k}")
-        t.meta["rg"] = False
-        tangents.append(t)
-        tt = Tensor._make(t)
-        seeds[id(n)] = tt if id(n) not in seeds else seeds[id(n)] + tt
-
-    def apply_vjp(node, grad):
-        op = REGISTRY[node.op]
-        tr.loc_override = node.loc
-        ins = [Tensor._make(i) for i in node.inputs]
-        out = Tensor._make(node)
-        res = op.vjp(grad, out, *ins, **node.params)
-        in_rg = node.meta.get("in_rg", ())
-        outs = []
-        for k, (inp, r) in enumerate(zip(node.inputs, res)):
-            if r is None or k >= len(in_rg) or not in_rg[k]:
-                outs.append(None)
-                continue
-            if callable(r):
-                r = r()
-            if r is None:
-                outs.append(None)
-                continue
-            outs.append(agm._fit(r, (inp.type.shape, inp.type.dtype)))
-        return outs
-
-    def differentiable(n):
-        return bool(n.meta.get("rg")) and n.op not in ("input", "const") and \
-            REGISTRY[n.op].vjp is not None
-
-    grads = reverse_accumulate(list(g.nodes), seeds, differentiable, apply_vjp,
-                               lambda a, b: a + b)
-    tr.loc_override = None
-    out = []
-    for i in rg_inputs:
-        gr = grads.get(id(primals[i]))
-        if gr is not None:
-            d = gr._data
-            if d is primals[i]:
-                d = g.add("copy", [d], {}, d.type)
-            out.append(d if type(d) is not _ndarray else g.const(d))
-        else:
-            out.append(None)
-    return tangents, out
 
 
 def _forward_only(g, primals, outputs):

@@ -40,8 +40,8 @@ def explain(fn, backend: str | None = None):
         fn, CompiledFunction) else CompiledFunction(fn, backend=backend)
 
     def run(*args, **kwargs):
-        from .compiled import _flatten
         from .. import autograd as ag
+        from .compiled import _flatten
         fresh = CompiledFunction(cf.fn, backend=cf.backend or backend, fullgraph=False,
                                  name=cf.name)
         leaves: list = []
