@@ -94,7 +94,7 @@ def test_importing_tracejit_does_not_import_llvmlite_or_numba():
     import sys
     code = ("import sys, tracejit as tj; x = tj.ones(3) * 2; "
             "print([m for m in ('llvmlite', 'numba') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
                          cwd=ROOT.parent, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
