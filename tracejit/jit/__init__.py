@@ -15,7 +15,8 @@ class CompiledModule:
 
     def __init__(self, module, **options) -> None:
         object.__setattr__(self, "_orig_mod", module)
-        object.__setattr__(self, "_compiled", CompiledFunction(module.forward, **options))
+        object.__setattr__(self, "_compiled", CompiledFunction(
+            module.forward, modules=list(module.modules()), **options))
 
     def __call__(self, *args, **kwargs):
         return self._compiled(*args, **kwargs)

@@ -52,8 +52,9 @@ class Entry:
 
 class CompiledFunction:
     def __init__(self, fn, backend: str | None = None, fullgraph: bool = False,
-                 name: str | None = None) -> None:
+                 name: str | None = None, modules=()) -> None:
         self.fn = fn
+        self._modules = list(modules)  # their .training flags are part of the key
         self.backend = backend
         self.fullgraph = fullgraph
         self.name = name or getattr(fn, "__name__", "f")
@@ -83,6 +84,8 @@ class CompiledFunction:
         _flatten(args, leaves, key)
         if kwargs:
             _flatten(kwargs, leaves, key)
+        if self._modules:
+            key.append(tuple([m.training for m in self._modules]))
         key = tuple(key)
         entry = self.cache.get(key)
         if entry is None:
@@ -119,7 +122,11 @@ class CompiledFunction:
             return e
         if self.keys:
             log_recompiles.debug("recompiling %s: %s", self.name, self._diff(key))
+        n_mod = len(self._modules)
         entry = self._compile(args, kwargs, leaves)
+        if len(self._modules) != n_mod:  # the trace met new modules: key on their flags too
+            key = key[:len(key) - (1 if n_mod else 0)] + (
+                tuple([m.training for m in self._modules]),)
         self.compiles += 1
         self.cache[key] = entry
         self.keys.append(key)
@@ -193,6 +200,9 @@ class CompiledFunction:
                 out = self.fn(*sargs, **skw)
                 entry.t_trace = time.perf_counter() - t0
                 self._build(entry, tr, leaves, sym, out)
+            for m in tr.modules:
+                if not any(x is m for x in self._modules):
+                    self._modules.append(m)
         except GraphBreak as gb:
             tr.restore_mutated()
             if self.fullgraph:

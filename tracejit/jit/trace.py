@@ -49,6 +49,7 @@ class Tracer:
         self.mutations: dict = {}         # id(tensor) -> (tensor, original _data)
         self._saved = None
         self.loc_override = None   # while building the backward: the forward op's location
+        self.modules: list = []     # nn.Modules called during the trace (guarded on .training)
 
     # --- values ---
     def input(self, t: Tensor | None, type: TensorType, name: str, weak: bool = False) -> Tensor:
@@ -88,6 +89,10 @@ class Tracer:
         node.meta["in_rg"] = tuple(a.requires_grad for a in args)
         return Tensor._make(node, rg)
 
+    def module(self, m) -> None:
+        if not any(x is m for x in self.modules):
+            self.modules.append(m)
+
     def value(self, t: Tensor, what: str):
         raise GraphBreak(f"{what} needs the value of a traced tensor", user_location())
 
@@ -108,7 +113,7 @@ class Tracer:
     def __enter__(self):
         self._saved = dict(_tracer)
         _tracer.update(hook=self.hook, value=self.value, inplace=self.inplace,
-                       active=True, created=self.created)
+                       active=True, created=self.created, module=self.module)
         _tracer["break"] = self.graph_break
         return self
 
