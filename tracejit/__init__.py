@@ -56,4 +56,6 @@ def result_type(a, b) -> DType:
             sc.append(D.scalar_dtype(x))
     return D.result_type(dims, zero, sc)
 
-from .jit import compile, disable  # noqa: E402,A001
+from .jit import compile, disable, explain  # noqa: E402,A001
+from . import nn, optim  # noqa: E402,F401
+from .serialization import load, save  # noqa: E402

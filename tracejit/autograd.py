@@ -78,7 +78,7 @@ class Meta:
 class Node:
     """A recorded op application. Subclasses (compiled functions) override `apply`."""
     __slots__ = ("op", "params", "next", "saved", "versions", "metas", "out", "freed",
-                 "pre_hooks", "retains", "__weakref__")
+                 "pre_hooks", "retains", "view_v", "__weakref__")
     n_out = 1
 
     def __init__(self, op, params, inputs, out) -> None:
@@ -95,6 +95,7 @@ class Node:
         self.freed = False
         self.pre_hooks = None
         self.retains = None
+        self.view_v = None  # for a view output: the shared version counter at creation
 
     def name(self) -> str:
         return "".join(p.capitalize() for p in self.op.name.split("_")) + "Backward0"
@@ -152,9 +153,18 @@ def _modified(t, v, node):
 def _edge(t):
     if not t.requires_grad:
         return None
-    if t.grad_fn is None:
+    fn = t.grad_fn
+    if fn is None:
         return (t, 0)            # leaf: accumulate into t.grad
-    return (t.grad_fn, t._out_idx)
+    v = getattr(fn, "view_v", None)  # (subclasses such as CompiledNode may not set it)
+    if v is not None and v != t._version[0]:
+        # PyTorch would rebuild the view's history here; tracejit refuses rather than
+        # backpropagate through the view's stale graph
+        raise RuntimeError(
+            f"a view ({t.dtype.name} {list(t.shape)}) is used after its base (or another view "
+            f"of it) was modified in place; its autograd history is stale. Take the view "
+            f"again after the in-place write (or .clone() it before).")
+    return (fn, t._out_idx)
 
 
 class RemovableHandle:
@@ -253,7 +263,8 @@ def run_backward(Tensor, roots, grads, *, retain_graph=False, create_graph=False
     stored_ids = {id(g._data) for _, g in root_edges}
     for (key, idx), g in root_edges:
         _add(buffers, key, idx, g)
-        if deps.get(key, 0) == 0 and key not in ready:
+        # identity, not `in`: `in` would call Tensor.__eq__ (an elementwise op) on leaf keys
+        if deps.get(key, 0) == 0 and not any(k is key for k in ready):
             ready.append(key)
     prev = _state["grad"]
     _state["grad"] = bool(create_graph)
@@ -379,3 +390,83 @@ def _finish_leaf(t, slots, targets, captured, accumulate, create_graph, stored_i
 
 def Tensor_from(like, data):
     return type(like)._make(data, False, None, None)
+
+
+# --- public API: torch.autograd.grad / torch.autograd.backward ---
+
+
+def _as_tuple(x) -> tuple:
+    return (x,) if not isinstance(x, (list, tuple)) else tuple(x)
+
+
+def _root_grads(Tensor, outputs, grad_outputs, what: str) -> list:
+    """One gradient per output: the user's (checked against its shape) or ones for a scalar."""
+    if grad_outputs is None:
+        grad_outputs = (None,) * len(outputs)
+    grad_outputs = _as_tuple(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"{what}: got {len(grad_outputs)} gradients for {len(outputs)} "
+                           f"outputs; pass one gradient per output (or None)")
+    from .tensor import as_tensor
+    grads = []
+    for i, (t, g) in enumerate(zip(outputs, grad_outputs)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{what}: outputs must be Tensors, got {type(t).__name__}")
+        if g is None:
+            if t.numel() != 1:
+                raise RuntimeError(f"grad can be implicitly created only for scalar outputs "
+                                   f"(output {i} has shape {tuple(t.shape)}); pass its "
+                                   f"gradient explicitly, or reduce it (e.g. .sum())")
+            g = t.new_ones(t.shape).detach()
+        else:
+            g = as_tensor(g, dtype=t.dtype)
+            if tuple(g.shape) != tuple(t.shape):
+                raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
+                                   f"{tuple(g.shape)} and output[{i}] has a shape of "
+                                   f"{tuple(t.shape)}.")
+        grads.append(g)
+    return grads
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
+         allow_unused=None, is_grads_batched: bool = False,
+         materialize_grads: bool = False) -> tuple:
+    """Gradients of `outputs` with respect to `inputs`, returned (not accumulated into .grad).
+
+    As torch.autograd.grad: `grad_outputs` defaults to ones for scalar outputs, the graph is
+    freed unless `retain_graph` (default: `create_graph`), an input the outputs do not depend on
+    raises unless `allow_unused` (then its gradient is None, or zeros with `materialize_grads`).
+    """
+    from .tensor import Tensor
+    if is_grads_batched:
+        raise NotImplementedError("autograd.grad(is_grads_batched=True) is not supported")
+    outputs, inputs = _as_tuple(outputs), _as_tuple(inputs)
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"autograd.grad(): inputs must be Tensors, got "
+                            f"{type(t).__name__} at position {i}")
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    if retain_graph is None:
+        retain_graph = create_graph
+    grads = _root_grads(Tensor, outputs, grad_outputs, "autograd.grad()")
+    res = run_backward(Tensor, list(outputs), grads, retain_graph=retain_graph,
+                       create_graph=create_graph, inputs=list(inputs), accumulate=False,
+                       allow_unused=allow_unused)
+    if materialize_grads:
+        res = tuple(t.new_zeros(t.shape) if g is None else g for t, g in zip(inputs, res))
+    return res
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False,
+             inputs=None) -> None:
+    """Accumulate gradients of `tensors` into the `.grad` of the leaves (torch.autograd.backward)."""
+    from .tensor import Tensor
+    tensors = _as_tuple(tensors)
+    if retain_graph is None:
+        retain_graph = create_graph
+    grads = _root_grads(Tensor, tensors, grad_tensors, "autograd.backward()")
+    if inputs is not None:
+        inputs = list(_as_tuple(inputs))
+    run_backward(Tensor, list(tensors), grads, retain_graph=retain_graph,
+                 create_graph=create_graph, inputs=inputs, accumulate=True)

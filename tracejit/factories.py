@@ -79,7 +79,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         arr = np.array(data._data, copy=True)
         if dtype is not None:
             arr = arr.astype(_dtype(dtype).np)
-    elif isinstance(data, np.ndarray):
+    elif isinstance(data, (np.ndarray, np.generic)):  # a numpy scalar keeps its dtype, as torch
         D.from_numpy_dtype(data.dtype)
         arr = np.array(data, dtype=_dtype(dtype).np if dtype is not None else None, copy=True)
     else:
@@ -196,6 +196,8 @@ def randn(*size, dtype=None, device=None, requires_grad=False, generator=None) -
 
 
 def randint(low, high=None, size=None, dtype=None, device=None, generator=None) -> Tensor:
+    if size is None and isinstance(high, (tuple, list)):  # randint(high, size), as torch
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if size is None:

@@ -63,7 +63,16 @@ def inplace(t: Tensor, fn, *others) -> Tensor:
     record = check_inplace(t, *others)
     if record:
         with ag.enable_grad():
-            result = fn(t._snapshot(), *others)
+            old = t._snapshot()
+            result = fn(old, *others)
+            if old.requires_grad and not result.requires_grad:
+                # the new values ignore the old ones (zero_, fill_, copy_ of a constant): t stays
+                # in the graph with a zero gradient to its history, as in PyTorch (else t would
+                # keep its old grad_fn and backward would be silently wrong)
+                from .tensor import apply
+                from .ops import REGISTRY
+                result = apply(REGISTRY["where"], Tensor._make(np.zeros((), np.bool_)), old,
+                               result)
     else:
         result = fn(t, *others)
     return commit(t, result)

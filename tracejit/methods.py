@@ -154,7 +154,19 @@ del Tensor.where_
 
 @both
 def masked_fill(self, mask, value):
+    # the result keeps self's dtype (torch casts the fill value: 1.5 fills an int tensor as 1)
+    if not isinstance(value, Tensor):
+        value = Tensor._make(np.asarray(value).astype(self._data.dtype))
+    elif value.dtype is not self.dtype:
+        value = value.to(self.dtype)
     return apply(R["where"], mask, value, self)
+
+
+def _rdims(dim, ndim: int) -> tuple:
+    """Reduction dims: as norm_dims, but an empty tuple/list means all dims, as in torch."""
+    if isinstance(dim, (tuple, list)) and not dim:
+        dim = None
+    return norm_dims(dim, ndim)
 
 
 @both
@@ -360,13 +372,13 @@ return_types = collections.namedtuple("max", ["values", "indices"])
 @both
 def sum(self, dim=None, keepdim=False, *, dtype=None):
     x = self if dtype is None else self.to(dtype)
-    return apply(R["sum"], x, dims=norm_dims(dim, x.ndim), keepdim=keepdim)
+    return apply(R["sum"], x, dims=_rdims(dim, x.ndim), keepdim=keepdim)
 
 
 @both
 def prod(self, dim=None, keepdim=False, *, dtype=None):
     x = self if dtype is None else self.to(dtype)
-    return apply(R["prod"], x, dims=norm_dims(dim, x.ndim), keepdim=keepdim)
+    return apply(R["prod"], x, dims=_rdims(dim, x.ndim), keepdim=keepdim)
 
 
 @both
@@ -375,7 +387,7 @@ def mean(self, dim=None, keepdim=False, *, dtype=None):
     if not x.dtype.is_floating_point:
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
                            f"floating point or complex dtype. Got: {x.dtype.name}")
-    dims = norm_dims(dim, x.ndim)
+    dims = _rdims(dim, x.ndim)
     n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
     return apply(R["sum"], x, dims=dims, keepdim=keepdim) / float(n) if n else \
         apply(R["sum"], x, dims=dims, keepdim=keepdim) * float("nan")
@@ -429,19 +441,19 @@ def argmin(self, dim=None, keepdim=False):
 
 @both
 def all(self, dim=None, keepdim=False):
-    return apply(R["all"], self, dims=norm_dims(dim, self.ndim), keepdim=keepdim)
+    return apply(R["all"], self, dims=_rdims(dim, self.ndim), keepdim=keepdim)
 
 
 @both
 def any(self, dim=None, keepdim=False):
-    return apply(R["any"], self, dims=norm_dims(dim, self.ndim), keepdim=keepdim)
+    return apply(R["any"], self, dims=_rdims(dim, self.ndim), keepdim=keepdim)
 
 
 @both
 def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
-    dims = norm_dims(dim, self.ndim)
+    dims = _rdims(dim, self.ndim)
     n = int(np.prod([self.shape[d] for d in dims])) if dims else 1
     mu = self.mean(dims, keepdim=True)
     d = self - mu
@@ -459,9 +471,12 @@ def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 @both
 def logsumexp(self, dim, keepdim=False):
-    dims = norm_dims(dim, self.ndim)
-    m = self.amax(dims, keepdim=True).detach()
-    m = m.where(m.isfinite(), 0.0)
+    dims = _rdims(dim, self.ndim)
+    if self.numel():
+        m = self.amax(dims, keepdim=True).detach()
+        m = m.where(m.isfinite(), 0.0)
+    else:  # no max to subtract; the empty sum gives log(0) = -inf, as in torch
+        m = self.new_zeros([1 if i in dims else n for i, n in enumerate(self.shape)])
     s = (self - m).exp().sum(dims, keepdim=True).log() + m
     return s if keepdim else s.squeeze(dims)
 

@@ -142,7 +142,14 @@ def t(self):
 
 
 Tensor.T = property(lambda self: self.permute(tuple(range(self.ndim))[::-1]))
-Tensor.mT = property(lambda self: self.transpose(-2, -1))
+def _mT(self):
+    if self.ndim < 2:
+        raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices. Got "
+                           f"{self.ndim}-D tensor.")
+    return self.transpose(-2, -1)
+
+
+Tensor.mT = property(_mT)
 
 
 @method
@@ -208,10 +215,13 @@ def flip(self, dims):
 def narrow(self, dim, start, length):
     d = _norm_dim(dim, self.ndim)
     n = self.shape[d]
+    if not -n <= start <= n:
+        raise IndexError(f"start out of range (expected to be in range of [{-n}, {n}], but got "
+                         f"{start})")
     if start < 0:
         start += n
-    if not (0 <= start <= n and 0 <= length and start + length <= n):
-        raise IndexError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
+    if not (0 <= length and start + length <= n):
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
     key = (slice(None),) * d + (slice(start, start + length),)
     return self[key]
 
@@ -252,7 +262,7 @@ def chunk(self, chunks, dim=0):
 def cat(tensors, dim=0):
     tensors = [t for t in tensors]
     if not tensors:
-        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     nd = tensors[0].ndim
     d = _norm_dim(dim, nd)
     from .ops import dtypes as D
@@ -260,10 +270,16 @@ def cat(tensors, dim=0):
     for t in tensors[1:]:
         dt = D.promote_types(dt, t.dtype)
     tensors = [t.to(dt) for t in tensors]
-    for t in tensors:
+    for i, t in enumerate(tensors):
         if t.ndim != nd:
             raise RuntimeError(f"Tensors must have same number of dimensions: got {nd} and "
                                f"{t.ndim}")
+        for j in range(nd):
+            if j != d and t.shape[j] != tensors[0].shape[j]:
+                raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. "
+                                   f"Expected size {tensors[0].shape[j]} but got size "
+                                   f"{t.shape[j]} for tensor number {i} in the list (shapes "
+                                   f"{list(tensors[0].shape)} and {list(t.shape)}).")
     return apply(R["cat"], *tensors, dim=d)
 
 
@@ -279,10 +295,10 @@ def stack(tensors, dim=0):
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
     shape = tuple(tensors[0].shape)
-    for t in tensors[1:]:
+    for i, t in enumerate(tensors[1:], 1):  # (not list.index: that would call Tensor.__eq__)
         if tuple(t.shape) != shape:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(shape)}"
-                               f" at entry 0 and {list(t.shape)} at entry {tensors.index(t)}")
+                               f" at entry 0 and {list(t.shape)} at entry {i}")
     d = _norm_dim(dim, len(shape) + 1)
     return cat([t.unsqueeze(d) for t in tensors], d)
 
@@ -362,6 +378,9 @@ def matmul(self, other):
     if a.dtype is not b.dtype:
         raise RuntimeError(f"expected both matmul operands to have the same dtype, but got: "
                            f"{a.dtype.name} != {b.dtype.name}")
+    if a.dtype.is_bool:
+        raise NotImplementedError("matmul(): not implemented for bool tensors; convert with "
+                                  ".int() or .float() first")
     sa = a.ndim == 1
     sb = b.ndim == 1
     if sa:

@@ -8,6 +8,8 @@ traced, a symbolic value that the tracer installed; then `apply` hands the op to
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import autograd as ag
@@ -17,6 +19,11 @@ from .ops.dtypes import DType
 
 _ndarray = np.ndarray
 _state = ag._state
+# numpy warns about inf/nan results ("divide by zero encountered in log"); PyTorch is silent and
+# the values already say it. Only warnings raised from tracejit's own frames are silenced (no
+# per-op cost, unlike np.errstate).
+warnings.filterwarnings("ignore", message=".*encountered in", category=RuntimeWarning,
+                        module=r"tracejit\.")
 _CAST = REGISTRY["cast"]
 # installed by jit while a function is traced: every op goes to "hook"; "created" keeps the
 # tensors made inside the traced function (they become graph constants, not implicit inputs)
@@ -324,6 +331,20 @@ def _is_number(x) -> bool:
 def _promote(op, args):
     """Cast every operand of an elementwise op to its compute dtype (scalars become 0-d)."""
     start = getattr(op, "cond_inputs", 0)
+    if not start and op.dtype_rule != "logical":
+        # fast path: Tensors of one floating dtype need no cast under any other rule
+        d = None
+        for a in args:
+            if not isinstance(a, Tensor):
+                break
+            ad = a._data.dtype
+            if d is None:
+                d = ad
+            elif ad is not d and ad != d:
+                break
+        else:
+            if d.kind == "f":
+                return args
     dim, zero, sc = [], [], []
     for a in args[start:]:
         if isinstance(a, Tensor):
@@ -339,8 +360,9 @@ def _promote(op, args):
     common = D.result_type(dim, zero, sc)
     rule = op.dtype_rule
     if common.is_bool and not op.bool_ok and rule != "logical":
-        raise RuntimeError(f"{op.name}(): not supported on bool tensors; convert with .int() or "
-                           f".float() first")
+        # NotImplementedError (a RuntimeError) as torch's "not implemented for 'Bool'"
+        raise NotImplementedError(f"{op.name}(): not supported on bool tensors; convert with "
+                                  f".int() or .float() first")
     compute = D.to_float(common) if rule == "float" else (D.bool_ if rule == "logical"
                                                          else common)
     out = []
@@ -368,7 +390,8 @@ def _created(t: Tensor) -> Tensor:
 
 def apply(op, *args, **params):
     """Run one op-table entry on Tensors (the single dispatch point)."""
-    if op.kind == "elementwise" and op is not _CAST:
+    kind = op.kind
+    if kind == "elementwise" and op is not _CAST:
         args = _promote(op, args)
     if _tracer["active"]:
         return _tracer["hook"](op, args, params)
@@ -383,20 +406,37 @@ def apply(op, *args, **params):
         raise
     if type(out) is not _ndarray:
         out = np.asarray(out)
-    if op.kind == "elementwise" and op.dtype_rule != "logical" and out.dtype.kind in "iu" \
-            and op.name in ("floordiv", "remainder"):
+    if op in _INT_DIV and out.dtype.kind in "iu":
         _check_int_div(datas[1], op)
-    if _state["grad"] and op.vjp is not None:
+    # only floating outputs take part in autograd (x.long(), argmax, x > 0 never require grad)
+    if _state["grad"] and op.vjp is not None and out.dtype.kind == "f":
         for a in args:
             if a.requires_grad:
                 t = Tensor._make(out, True)
                 t.grad_fn = ag.Node(op, params, args, t)
+                if kind in _VIEW_KINDS and _shares_buffer(out, datas[0]):
+                    src = args[0]
+                    t._version = src._version
+                    t._base = src._base if src._base is not None else src
+                    t.grad_fn.view_v = src._version[0]
                 return t
-    if op.kind in ("movement", "index") and out.base is not None and op.name != "flip":
+    if kind in _VIEW_KINDS and _shares_buffer(out, datas[0]):
         src = args[0]
         return Tensor._make(out, False, None, src._version,
                             src._base if src._base is not None else src)
     return Tensor._make(out)
+
+
+_INT_DIV = (REGISTRY["floordiv"], REGISTRY["remainder"])
+_VIEW_KINDS = ("movement", "index")
+
+
+def _shares_buffer(out: np.ndarray, src: np.ndarray) -> bool:
+    """Whether `out` is a view of `src`'s buffer: then the two tensors share a version counter,
+    so an in-place write through either is seen by autograd's saved-tensor checks. (A base that
+    is neither, e.g. the temporary behind a fancy-indexing result, is a copy.)"""
+    b = out.base
+    return out is src or (b is not None and (b is src or (b is src.base and b is not None)))
 
 
 def _check_int_div(b, op):

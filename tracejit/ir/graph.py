@@ -147,8 +147,8 @@ def _fmt_param(v) -> str:
 
 # numpy's global print options (suppress, sign, formatter, nanstr, legacy) must not change the
 # text: the const format has to be deterministic and parse back exactly (ir/parser.py)
-_CONST_PRINTOPTIONS = dict(legacy=False, sign="-", suppress=False, nanstr="nan", infstr="inf",
-                           formatter=None, floatmode="unique")
+_CONST_PRINTOPTIONS = {"legacy": False, "sign": "-", "suppress": False, "nanstr": "nan",
+                       "infstr": "inf", "formatter": None, "floatmode": "unique"}
 
 
 def _fmt_const(n: Node) -> str:

@@ -60,7 +60,8 @@ elementwise("add", 2, lambda m, a, b: m.add(a, b), lambda g, out, a, b: (g, g),
 elementwise("sub", 2, lambda m, a, b: m.sub(a, b), lambda g, out, a, b: (g, lambda: -g),
             eager=np.subtract, saves=(), bool_ok=False)
 elementwise("mul", 2, lambda m, a, b: m.mul(a, b),
-            lambda g, out, a, b: (lambda: g * b, lambda: g * a), eager=np.multiply)
+            lambda g, out, a, b: (lambda: g * b, lambda: g * a), eager=np.multiply,
+            saves=(0, 1))
 elementwise("div", 2, lambda m, a, b: m.div(a, b),
             lambda g, out, a, b: (lambda: g / b, lambda: -g * a / (b * b)),
             eager=np.true_divide, rule="float", saves=(0, 1), domain=(0.5, 3.0))
@@ -68,10 +69,12 @@ elementwise("floordiv", 2, lambda m, a, b: m.floordiv(a, b), None, eager=np.floo
             bool_ok=False, domain=(0.5, 3.0))
 elementwise("remainder", 2, lambda m, a, b: m.remainder(a, b),
             lambda g, out, a, b: (g, lambda: -g * (a / b).floor()),
-            eager=np.remainder, bool_ok=False, domain=(0.5, 3.0))
+            eager=np.remainder, saves=(0, 1), bool_ok=False, domain=(0.5, 3.0))
 elementwise("pow", 2, lambda m, a, b: m.pow(a, b),
-            lambda g, out, a, b: (lambda: g * b * a ** (b - 1),
-                                  lambda: g * out * a.log().where(a > 0, 0.0)),
+            # as torch: 0 where the exponent is 0 (not 0 * inf at a == 0), and the exponent's
+            # gradient is 0 at a == 0 for b >= 0 (nan for a < 0, as log(a) is)
+            lambda g, out, a, b: (lambda: (g * b * a ** (b - 1)).where(b != 0, 0.0),
+                                  lambda: g * (out * a.log()).where((a != 0) | (b < 0), 0.0)),
             eager=np.power, bool_ok=False, domain=(0.5, 2.0))
 elementwise("maximum", 2, lambda m, a, b: m.maximum(a, b),
             lambda g, out, a, b: (lambda: g * ((a > b).to(g.dtype) + (a == b).to(g.dtype) * 0.5),
@@ -82,10 +85,11 @@ elementwise("minimum", 2, lambda m, a, b: m.minimum(a, b),
                                   lambda: g * ((b < a).to(g.dtype) + (a == b).to(g.dtype) * 0.5)),
             eager=np.minimum, saves=(0, 1))
 elementwise("clamp", 3, lambda m, x, lo, hi: m.minimum(m.maximum(x, lo), hi),
+            # as torch: when lo > hi the output is hi everywhere, so hi gets all of the gradient
             lambda g, out, x, lo, hi: (
                 lambda: g * ((x >= lo) & (x <= hi)).to(g.dtype),
-                lambda: g * (x < lo).to(g.dtype),
-                lambda: g * ((x > hi) & (x >= lo)).to(g.dtype)),
+                lambda: g * ((x < lo) & (lo < hi)).to(g.dtype),
+                lambda: g * ((x > hi) | (hi < lo)).to(g.dtype)),
             saves=(0, 1, 2), bool_ok=False)
 elementwise("where", 3, lambda m, c, a, b: m.select(c, a, b),
             lambda g, out, c, a, b: (None, lambda: g.where(c, 0.0), lambda: g.where(~c, 0.0)),
@@ -98,7 +102,7 @@ elementwise("cast", 1, lambda m, x, dtype: m.cast(x, dtype),
 elementwise("neg", 1, lambda m, x: m.neg(x), lambda g, out, x: (-g,), eager=np.negative,
             saves=(), bool_ok=False)
 elementwise("abs", 1, lambda m, x: m.abs(x), lambda g, out, x: (g * x.sign(),), eager=np.abs,
-            saves=(0,))
+            saves=(0,), bool_ok=False)
 elementwise("sign", 1,
             lambda m, x: m.select(m.gt(x, 0), m.const(1, x),
                                   m.select(m.lt(x, 0), m.const(-1, x), m.mul(x, m.const(0, x)))),
@@ -145,7 +149,8 @@ for _name, _f in (("floor", np.floor), ("ceil", np.ceil), ("trunc", np.trunc),
                   ("round", np.rint)):
     elementwise(_name, 1, (lambda mname: lambda m, x: getattr(m, mname)(x))(
                 "rint" if _name == "round" else _name),
-                lambda g, out, x: (_zeros(g),), eager=_int_passthrough(_f), saves=())
+                lambda g, out, x: (_zeros(g),), eager=_int_passthrough(_f), saves=(),
+                bool_ok=False)
 
 # --- comparisons and logic (no gradient) ---
 for _name in ("lt", "le", "gt", "ge", "eq", "ne"):

@@ -52,11 +52,22 @@ def reduction(name, out_dtype, eager, vjp, saves=(), bool_ok=True, int_ok=True):
 def _np_reduce(f, cast=None):
     def run(x, dims, keepdim):
         if x.size == 0 and f in (np.amax, np.amin):
-            raise RuntimeError(f"{f.__name__[1:]}(): cannot reduce an empty tensor of shape "
-                               f"{x.shape} (the operation has no identity); pass non-empty input")
+            _check_nonempty(f.__name__[1:], x.shape, dims, len(dims) == x.ndim)
         kw = {"dtype": _sum_dtype(D.from_numpy_dtype(x.dtype)).np} if cast else {}
         return np.asarray(f(x, axis=dims, keepdims=keepdim, **kw))
     return run
+
+
+def _check_nonempty(name, shape, dims, full):
+    """max/min/argmax/argmin have no identity: a reduced dim of size 0 is an error (torch's)."""
+    if full:
+        raise (IndexError if name.startswith("arg") else RuntimeError)(
+            f"{name}(): Expected reduction dim to be specified for input.numel() == 0 (input "
+            f"shape {tuple(shape)}). Specify the reduction dim with the 'dim' argument.")
+    for d in dims:
+        if shape[d] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size "
+                             f"(input shape {tuple(shape)}).")
 
 
 def _prod_vjp(g, out, x, dims, keepdim):
@@ -95,8 +106,7 @@ def _arg_infer(xt, dim, keepdim):
 def _arg_eager(f):
     def run(x, dim, keepdim):
         if x.size == 0:
-            raise RuntimeError(f"{f.__name__}(): cannot take the {f.__name__[3:]} of an empty "
-                               f"tensor of shape {x.shape}")
+            _check_nonempty(f.__name__, x.shape, () if dim is None else (dim,), dim is None)
         if dim is None:
             r = f(x.reshape(-1))
             return np.asarray(r, dtype=np.int64).reshape((1,) * x.ndim if keepdim else ())

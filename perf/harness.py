@@ -1,0 +1,245 @@
+"""Run the workloads and report them: floors, eager vs compiled, peers, compile latency (W6).
+
+This module owns one run of `python -m perf`: it measures the machine's floors (memory bandwidth
+and BLAS rate) in the same process, times every workload eager and compiled through
+`tracejit.utils.benchmark.measure` (which refuses to time a wrong result), adds the peer columns,
+spawns fresh processes for the compile latency of W6, and returns a `Report` that
+perf/report.py turns into text, markdown, JSON or a plot.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+import tracejit as tj
+from tracejit.utils.benchmark import Result, check_close, measure, mismatch_text, time_fn
+
+from . import peers as P
+from .workloads import W6_SOURCES, Workload, build
+
+# Timing effort per scale: warm-up calls, repetitions within [min, max], seconds aimed at.
+EFFORT = {"full": dict(warmup=3, min_reps=5, max_reps=100, target_s=2.0),
+          "quick": dict(warmup=1, min_reps=3, max_reps=15, target_s=0.25),
+          "tiny": dict(warmup=1, min_reps=2, max_reps=3, target_s=0.01)}
+PEER_RTOL, PEER_ATOL_SCALE = 1e-3, 1e-4  # another library: other summation orders, other tanh
+
+
+@dataclass
+class Floors:
+    bandwidth: float  # bytes/s, triad
+    blas: float  # FLOP/s, one float32 matmul
+    bandwidth_how: str
+    blas_how: str
+
+    def time(self, wl: Workload) -> float | None:
+        if wl.floor_kind == "memory":
+            return wl.floor_amount / self.bandwidth
+        if wl.floor_kind == "blas":
+            return wl.floor_amount / self.blas
+        return None
+
+
+@dataclass
+class Row:
+    wl: Workload
+    result: Result
+    floor_s: float | None
+    peers: dict = field(default_factory=dict)  # peer -> {"timing", "first_call_s", ...}
+
+
+@dataclass
+class Report:
+    scale: str
+    backend: str
+    floors: Floors
+    rows: list = field(default_factory=list)
+    latency: list = field(default_factory=list)  # W6: dicts per source workload
+    peers: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    machine: dict = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    @property
+    def mismatches(self) -> list:
+        return [r for r in self.rows if r.result.status == "mismatch"]
+
+
+# --- floors ---------------------------------------------------------------------------------
+def _triad_numba():
+    import numba
+
+    @numba.njit(parallel=True)
+    def triad(a, b, c):
+        for i in numba.prange(a.shape[0]):
+            c[i] = a[i] + np.float32(2.0) * b[i]
+    return lambda a, b, c: triad(a, b, c)
+
+
+def _triad_numpy(threads: int, block: int = 1 << 17):
+    """Threaded, cache-blocked numpy triad: one pass over memory, like a compiled loop."""
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(threads)
+    tmps = [np.empty(block, np.float32) for _ in range(threads)]
+
+    def run(a, b, c):
+        edges = np.linspace(0, a.size, threads + 1).astype(int)
+
+        def work(i):
+            for s in range(edges[i], edges[i + 1], block):
+                e = min(s + block, edges[i + 1])
+                t = tmps[i][: e - s]
+                np.multiply(b[s:e], 2.0, out=t)
+                np.add(a[s:e], t, out=c[s:e])
+        list(pool.map(work, range(threads)))
+    return run
+
+
+def measure_floors(scale: str) -> Floors:
+    """Bandwidth (c = a + 2*b over float32 arrays, bytes read + written) and BLAS rate."""
+    mib, mm = (4, 256) if scale == "tiny" else (64, 2048)
+    n = mib * 2**20 // 4
+    a, b, c = (np.full(n, v, np.float32) for v in (1.0, 2.0, 0.0))
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    triad, how = None, "numpy, threaded"
+    if scale != "tiny":
+        try:
+            triad, how = _triad_numba(), "numba parallel loop"
+        except ImportError:
+            pass
+    triad = triad or _triad_numpy(threads)
+    reps = 3 if scale == "tiny" else 10
+    t = time_fn(lambda: triad(a, b, c), warmup=1, reps=reps)
+    bw = 3 * n * 4 / t.median
+    x = np.random.default_rng(0).standard_normal((mm, mm), dtype=np.float32)
+    tb = time_fn(lambda: np.matmul(x, x), warmup=1, reps=3 if scale == "tiny" else 5)
+    rate = 2 * mm**3 / tb.median
+    return Floors(bw, rate, f"triad c = a + 2*b, 3 x {mib} MiB float32, {how}, {threads} "
+                  f"threads, median of {reps}", f"numpy.matmul float32 {mm}x{mm}x{mm}, median of 5")
+
+
+# --- peers ----------------------------------------------------------------------------------
+def measure_peer(peer: str, wl: Workload, names: list, ref: list, effort: dict) -> dict:
+    """One peer cell: checked against tracejit eager, then timed. Never raises."""
+    try:
+        pc = P.build(peer, wl)
+        t0 = time.perf_counter()
+        pnames, got = pc.result()
+        first = time.perf_counter() - t0
+        ok, err, where = check_close(ref, got, names, PEER_RTOL, PEER_ATOL_SCALE)
+        if not ok:
+            return {"status": "mismatch", "message": mismatch_text(err, where)}
+        timing = time_fn(pc.step, number=pc.number, **effort)
+    except Exception as exc:  # noqa: BLE001 - a peer's failure is a cell, not a crash
+        return {"status": "error", "message": f"error: {type(exc).__name__}: {str(exc)[:80]}"}
+    return {"status": "ok", "timing": timing, "first_call_s": first, "message": ""}
+
+
+# --- W6: compile latency in fresh processes -------------------------------------------------
+_FIRST_CALL = r"""
+import json, sys, time
+from perf.workloads import build
+from tracejit.utils.benchmark import check_close, compile_first_call
+wid, scale, backend = sys.argv[1:4]
+wl = build(wid, scale)[0]
+cf, ran, first, got, note = compile_first_call(wl.case, backend)
+ok = True
+if cf is not None:
+    names, ref = wl.case.collect(wl.case.run(wl.case.fn))
+    ok = check_close(ref, got[1], names)[0]
+print(json.dumps({"first_call_s": first, "backend": ran, "note": note, "ok": ok}))
+"""
+
+
+def _first_call_process(wid: str, scale: str, backend: str, cache_dir: str) -> dict:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TRACEJIT_CACHE_DIR=cache_dir)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    try:
+        proc = subprocess.run([sys.executable, "-c", _FIRST_CALL, wid, scale, backend],
+                              capture_output=True, text=True, env=env, timeout=600)
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+    except Exception as exc:  # noqa: BLE001
+        tail = locals().get("proc")
+        why = (tail.stderr.strip().splitlines() or ["?"])[-1] if tail else str(exc)
+        return {"first_call_s": None, "note": f"error: {why[:100]}", "ok": False}
+    if not out["ok"]:
+        out.update(first_call_s=None, note="MISMATCH")
+    return out
+
+
+def compile_latency(scale: str, backend: str, ids: list, say: Callable[[str], None]) -> list:
+    """W6: first call of each source workload in a new process, cold then with a warm cache."""
+    rows = []
+    for wid in [w for w in W6_SOURCES if w in ids]:
+        cache = tempfile.mkdtemp(prefix="tracejit-perf-cold-")
+        say(f"W6 compile latency of {wid}: cold cache, new process")
+        cold = _first_call_process(wid, scale, backend, cache)
+        say(f"W6 compile latency of {wid}: warm cache, new process")
+        warm = _first_call_process(wid, scale, backend, cache)
+        rows.append({"source": wid, "cold_s": cold.get("first_call_s"),
+                     "warm_s": warm.get("first_call_s"), "backend": cold.get("backend"),
+                     "note": cold.get("note") or warm.get("note") or ""})
+    return rows
+
+
+# --- the run --------------------------------------------------------------------------------
+class Progress:
+    """The progress line on stderr: rewritten in place on a terminal, one line per workload
+    otherwise (details only on a terminal)."""
+
+    def __init__(self, enabled: bool = True, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def __call__(self, msg: str, detail: bool = False) -> None:
+        if not self.enabled or (detail and not self.tty):
+            return
+        self.stream.write("\r\033[K" + msg[:150] if self.tty else msg + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.tty:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def run(ids: list, scale: str = "full", backend: str = "llvm", peers: list | None = None,
+        peer_notes: list | None = None, progress: bool = True,
+        workloads: list | None = None) -> Report:
+    """Measure the workloads `ids` (W1..W7) at `scale`; `workloads` replaces the built ones."""
+    t_start = time.perf_counter()
+    say = Progress(progress)
+    effort = EFFORT[scale]
+    say("measuring the floors (memory bandwidth, BLAS rate)")
+    report = Report(scale, backend, measure_floors(scale), peers=list(peers or []),
+                    notes=list(peer_notes or []))
+    if workloads is None:
+        workloads = [wl for wid in ids if wid != "W6" for wl in build(wid, scale)]
+    for i, wl in enumerate(workloads, 1):
+        head = f"[{i}/{len(workloads)}] {wl.id} {wl.name} {wl.size}"
+        say(head)
+        names, ref = wl.case.collect(wl.case.run(wl.case.fn))
+        res = measure(wl.case, backend=backend, reference=(names, ref),
+                      progress=lambda s, head=head: say(f"{head}: {s}", detail=True), **effort)
+        row = Row(wl, res, report.floors.time(wl))
+        for peer in report.peers:
+            say(f"{head}: {peer}", detail=True)
+            row.peers[peer] = measure_peer(peer, wl, names, ref, effort)
+        report.rows.append(row)
+    if "W6" in ids:
+        if hasattr(tj, "compile"):
+            report.latency = compile_latency(scale, backend, ids, say)
+        else:
+            report.notes.append("W6 skipped: tj.compile is not available")
+    say.done()
+    report.wall_s = time.perf_counter() - t_start
+    return report

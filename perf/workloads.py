@@ -1,0 +1,256 @@
+"""The workloads W1..W7 of WORKLOADS.md, as tracejit code.
+
+Each builder returns `Workload`s: the `Case` to time eager and compiled (the function that
+`tj.compile` captures, its inputs, the tensors whose gradients are checked, what runs eagerly
+after backward), the floor (bytes that must move, or FLOPs for matmul-bound work), a line saying
+what is compiled, and the numpy inputs the peers (perf/peers.py) start from. Sizes follow
+WORKLOADS.md at scale "full"; "quick" shrinks the big ones, "tiny" is for the tests.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import tracejit as tj
+from tracejit.utils.benchmark import Case
+
+SCALES = ("full", "quick", "tiny")
+IDS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
+LR, MOMENTUM = 0.01, 0.9
+
+
+@dataclass
+class Workload:
+    id: str  # "W1"
+    name: str  # "gelu_chain"
+    size: str  # as printed: "N=2**24"
+    case: Case
+    floor_kind: str | None  # "memory" (floor_amount in bytes), "blas" (FLOPs) or None
+    floor_amount: float
+    compiled_part: str  # what tj.compile captures; the rest runs eagerly
+    data: dict = field(default_factory=dict)  # numpy inputs for the peers
+    headline: bool = True  # the size W6 measures
+    notes: list = field(default_factory=list)
+
+
+# --- the nn pieces, from tracejit.nn when it has them ---------------------------------------
+def _functional(name: str):
+    """tj.nn.functional.<name>, or None while tracejit.nn does not provide it yet."""
+    return _module_attr("nn.functional", name)
+
+
+def gelu_tanh(z):
+    """gelu with the tanh approximation, spelled out as in WORKLOADS.md (fallback)."""
+    return 0.5 * z * (1.0 + ((z + 0.044715 * z * z * z) * 0.7978845608).tanh())
+
+
+def layer_norm(x, shape, weight, bias, eps: float = 1e-5):
+    """layer_norm over the last dimension, from primitives (fallback)."""
+    mean = x.mean(-1, keepdim=True)
+    xc = x - mean
+    var = (xc * xc).mean(-1, keepdim=True)
+    return xc * (var + eps).rsqrt() * weight + bias
+
+
+def cross_entropy(logits, target):
+    """Mean negative log-likelihood of integer targets (fallback)."""
+    lp = logits.log_softmax(-1)
+    return -lp.gather(1, target.unsqueeze(1)).mean()
+
+
+def _module_attr(module: str, name: str):
+    """tracejit.<module>.<name>, or None while it is not written yet."""
+    import importlib
+    try:
+        return getattr(importlib.import_module(f"tracejit.{module}"), name, None)
+    except ImportError:
+        return None
+
+
+def _pick(name: str, fallback, notes: list):
+    f = _functional(name)
+    if f is None:
+        notes.append(f"tj.nn.functional.{name} missing: perf's own composite {name} used")
+        return fallback
+    return f
+
+
+class _SGD:
+    """SGD with momentum as torch.optim.SGD (fallback while tj.optim is missing)."""
+
+    def __init__(self, params, lr: float, momentum: float) -> None:
+        self.params, self.lr, self.momentum = list(params), lr, momentum
+        self.bufs: list = [None] * len(self.params)
+
+    def step(self) -> None:
+        with tj.no_grad():
+            for i, p in enumerate(self.params):
+                if p.grad is None:
+                    continue
+                if self.bufs[i] is None:
+                    self.bufs[i] = p.grad.clone()
+                else:
+                    self.bufs[i].mul_(self.momentum).add_(p.grad)
+                p.sub_(self.bufs[i] * self.lr)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+
+# --- builders -------------------------------------------------------------------------------
+def _t(a: np.ndarray, grad: bool = False):
+    return tj.tensor(a, requires_grad=grad)
+
+
+def w1(scale: str, rng: np.random.Generator) -> list[Workload]:
+    sizes = {"full": [24, 10, 16, 20], "quick": [20, 16], "tiny": [10]}[scale]
+    out = []
+    for i, p in enumerate(sizes):
+        notes: list = []
+        gelu = _functional("gelu")
+        if gelu is None:
+            notes.append("tj.nn.functional.gelu missing: gelu_tanh written out")
+            act = gelu_tanh
+        else:
+            def act(z, gelu=gelu):
+                return gelu(z, approximate="tanh")
+
+        def loss(x, w, b, act=act):
+            return act(x * w + b).sum()
+
+        n = 2 ** p
+        data = {k: rng.standard_normal(n, dtype=np.float32) for k in "xwb"}
+        args = tuple(_t(data[k], True) for k in "xwb")
+        out.append(Workload("W1", "gelu_chain", f"N=2**{p}", Case(loss, args), "memory",
+                            9 * n * 4, "loss = gelu_tanh(x*w+b).sum(); backward via autograd",
+                            data, headline=i == 0, notes=notes))
+    return out
+
+
+def w2(scale: str, rng: np.random.Generator) -> list[Workload]:
+    batch, dims = (8, (64, 32, 32, 10)) if scale == "tiny" else (256, (784, 512, 512, 10))
+    notes: list = []
+    ce = _pick("cross_entropy", cross_entropy, notes)
+    data = {"x": rng.standard_normal((batch, dims[0]), dtype=np.float32),
+            "t": rng.integers(0, dims[-1], batch).astype(np.int64)}
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        bound = 1.0 / np.sqrt(a)  # torch.nn.Linear's default init range
+        data[f"w{i}"] = rng.uniform(-bound, bound, (b, a)).astype(np.float32)
+        data[f"b{i}"] = rng.uniform(-bound, bound, b).astype(np.float32)
+    nl = len(dims) - 1
+    linear_cls, sgd_cls = _module_attr("nn", "Linear"), _module_attr("optim", "SGD")
+    if linear_cls is not None:
+        layers = [linear_cls(a, b) for a, b in zip(dims[:-1], dims[1:])]
+        with tj.no_grad():
+            for i, lin in enumerate(layers):
+                lin.weight.copy_(_t(data[f"w{i}"]))
+                lin.bias.copy_(_t(data[f"b{i}"]))
+        params = [p for lin in layers for p in (lin.weight, lin.bias)]
+    else:
+        notes.append("tj.nn.Linear missing: x @ w.t() + b with perf's own parameters")
+        params = [_t(data[f"{k}{i}"], True) for i in range(nl) for k in "wb"]
+
+        def linear(x, i):
+            return x.matmul(params[2 * i].t()) + params[2 * i + 1]
+        layers = [(lambda x, i=i: linear(x, i)) for i in range(nl)]
+    if sgd_cls is not None:
+        opt = sgd_cls(params, lr=LR, momentum=MOMENTUM)
+    else:
+        notes.append("tj.optim.SGD missing: perf's own momentum SGD used")
+        opt = _SGD(params, LR, MOMENTUM)
+
+    def loss(x, t):
+        h = x
+        for lin in layers[:-1]:
+            h = lin(h).relu()
+        return ce(layers[-1](h), t)
+
+    def after() -> None:
+        opt.step()
+        opt.zero_grad()
+
+    case = Case(loss, (_t(data["x"]), _t(data["t"])), params=params, after=after)
+    pairs = list(zip(dims[:-1], dims[1:]))
+    fwd = sum(2 * batch * a * b for a, b in pairs)
+    flops = 2 * fwd + sum(2 * batch * a * b for a, b in pairs[1:])  # dW all, dx not for input
+    size = "-".join(map(str, dims)) + f" b{batch}"
+    return [Workload("W2", "mlp_step", size, case, "blas", flops,
+                     "loss = cross_entropy(mlp(x), t) fwd+bwd; SGD step + zero_grad eager",
+                     data, notes=notes)]
+
+
+def w3(scale: str, rng: np.random.Generator) -> list[Workload]:
+    r, c = {"full": (4096, 1024), "quick": (1024, 1024), "tiny": (8, 64)}[scale]
+    notes: list = []
+    ln = _pick("layer_norm", layer_norm, notes)
+    data = {"x": rng.standard_normal((r, c), dtype=np.float32),
+            "w": (1.0 + 0.1 * rng.standard_normal(c)).astype(np.float32),
+            "b": (0.1 * rng.standard_normal(c)).astype(np.float32)}
+
+    def loss(x, w, b):
+        return (ln(x, (c,), w, b) * x).sum()
+
+    args = tuple(_t(data[k], True) for k in "xwb")
+    nbytes = (3 * r * c + 4 * c) * 4  # read x (fwd), read x + write dx (bwd); w, b, dw, db
+    return [Workload("W3", "layernorm", f"{r}x{c}", Case(loss, args), "memory", nbytes,
+                     "loss = (layer_norm(x)*x).sum(); backward via autograd", data, notes=notes)]
+
+
+def w4(scale: str, rng: np.random.Generator) -> list[Workload]:
+    r, k = {"full": (8192, 1000), "quick": (2048, 1000), "tiny": (8, 10)}[scale]
+    notes: list = []
+    ce = _pick("cross_entropy", cross_entropy, notes)
+    data = {"logits": rng.standard_normal((r, k), dtype=np.float32),
+            "t": rng.integers(0, k, r).astype(np.int64)}
+    case = Case(ce, (_t(data["logits"], True), _t(data["t"])))
+    nbytes = 3 * r * k * 4 + 2 * r * 8  # logits read twice, grad written; targets read twice
+    return [Workload("W4", "softmax_xent", f"{r}x{k}", case, "memory", nbytes,
+                     "loss = cross_entropy(logits, t); backward via autograd", data, notes=notes)]
+
+
+def w5(scale: str, rng: np.random.Generator) -> list[Workload]:
+    data = {k: rng.standard_normal(16, dtype=np.float32) for k in "xy"}
+
+    def f(x, y):
+        return (x * y + 1.0).relu()
+
+    number = {"full": 2000, "quick": 300, "tiny": 20}[scale]
+    case = Case(f, (_t(data["x"]), _t(data["y"])), backward=False, number=number)
+    return [Workload("W5", "call_overhead", "(16,)", case, None, 0.0,
+                     "f(x, y) = (x*y + 1.0).relu(), no grad; time per call", data)]
+
+
+def w7(scale: str, rng: np.random.Generator) -> list[Workload]:
+    t, b, i, h = (3, 4, 8, 16) if scale == "tiny" else (32, 64, 128, 256)
+    data = {"xs": rng.standard_normal((t, b, i), dtype=np.float32),
+            "wx": (rng.standard_normal((i, h)) / np.sqrt(i)).astype(np.float32),
+            "wh": (rng.standard_normal((h, h)) / np.sqrt(h)).astype(np.float32),
+            "b": (0.1 * rng.standard_normal(h)).astype(np.float32),
+            "h0": np.zeros((b, h), np.float32)}
+
+    def loss(xs, wx, wh, bias, h0):
+        hid = h0
+        for s in range(xs.shape[0]):
+            hid = (xs[s].matmul(wx) + hid.matmul(wh) + bias).tanh()
+        return hid.sum()
+
+    args = (_t(data["xs"]), _t(data["wx"], True), _t(data["wh"], True), _t(data["b"], True),
+            _t(data["h0"]))
+    # forward 2 matmuls a step; backward dWx, dWh every step and dh for all but the first
+    flops = t * (2 * 2 * b * i * h + 2 * 2 * b * h * h) + (t - 1) * 2 * b * h * h
+    return [Workload("W7", "rnn_unrolled", f"T{t} B{b} I{i} H{h}", Case(loss, args), "blas",
+                     flops, "the unrolled RNN and loss, fwd+bwd (32 steps in one graph)", data)]
+
+
+BUILDERS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W7": w7}
+W6_SOURCES = ("W1", "W2", "W3", "W4")  # W6 is the compile latency of these
+
+
+def build(wid: str, scale: str, seed: int = 0) -> list[Workload]:
+    """The workloads of one id at one scale (W1 has several sizes, the headline first)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    tj.manual_seed(seed)  # nn.Linear's own init, overwritten but kept deterministic
+    return BUILDERS[wid](scale, np.random.default_rng(seed))

@@ -1,0 +1,267 @@
+"""Loss functions (also exported by `nn.functional`) and their Module forms, as PyTorch's.
+
+Classification losses work on log-probabilities from `log_softmax`, which subtracts the
+(detached) row maximum, so large logits neither overflow nor lose the gradient. Reductions and
+the weighting/ignore_index/label_smoothing rules follow PyTorch's definitions exactly, e.g.
+'mean' with class weights divides by the sum of the weights of the counted targets.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+from ..tensor import Tensor
+from .module import Module
+
+_LOG_MIN = math.exp(-100.0)   # binary_cross_entropy clamps log(x) at -100, as PyTorch
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _same_size(input: Tensor, target: Tensor, name: str) -> None:
+    if tuple(input.shape) != tuple(target.shape):
+        warnings.warn(f"Using a target size ({target.shape}) that is different to the input "
+                      f"size ({input.shape}). This will likely lead to incorrect results due to "
+                      f"broadcasting. Please ensure they have the same size.", stacklevel=3)
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    _check_reduction(reduction)
+    _same_size(input, target, "mse_loss")
+    d = input - target
+    return _reduce(d * d, reduction)
+
+
+def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    _check_reduction(reduction)
+    _same_size(input, target, "l1_loss")
+    return _reduce((input - target).abs(), reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
+    _check_reduction(reduction)
+    d = (input - target).abs()
+    if beta == 0.0:
+        return _reduce(d, reduction)
+    return _reduce(d.where(d >= beta, d * d * (0.5 / beta)) - (d >= beta).to(d.dtype) *
+                   (0.5 * beta), reduction)
+
+
+def _class_dim(input: Tensor) -> int:
+    return 0 if input.ndim == 1 else 1
+
+
+def _bshape(input: Tensor) -> tuple:
+    """Shape that broadcasts a per-class vector against input's class dim."""
+    shape = [1] * input.ndim
+    shape[_class_dim(input)] = input.shape[_class_dim(input)]
+    return tuple(shape)
+
+
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
+             ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+    """-input[n, target[n]] * weight[target[n]], skipping targets equal to ignore_index."""
+    _check_reduction(reduction)
+    if input.ndim < 1:
+        raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
+    cd = _class_dim(input)
+    if target.dtype.is_floating_point or target.dtype.is_bool:
+        raise RuntimeError(f"expected scalar type Long but found {target.dtype.name} (class "
+                           f"indices must be an integer tensor; use cross_entropy for class "
+                           f"probabilities)")
+    want = tuple(input.shape[:cd]) + tuple(input.shape[cd + 1:])
+    if tuple(target.shape) != want:
+        if input.ndim >= 2 and target.ndim >= 1 and target.shape[0] != input.shape[0]:
+            raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target "
+                             f"batch_size ({target.shape[0]}).")
+        raise RuntimeError(f"nll_loss: expected target of shape {list(want)} for input of shape "
+                           f"{list(input.shape)}, got {list(target.shape)}")
+    c = input.shape[cd]
+    if weight is not None and tuple(weight.shape) != (c,):
+        raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no "
+                           f"classes but got weight tensor of shape: {list(weight.shape)}")
+    valid = target != ignore_index
+    safe = target.where(valid, 0)   # ignored targets may be out of range (-100)
+    picked = input.gather(cd, safe.unsqueeze(cd)).squeeze(cd)
+    w = valid.to(input.dtype)
+    if weight is not None:
+        w = w * weight.to(input.dtype)[safe]
+    loss = -picked * w
+    if reduction == "mean":
+        return loss.sum() / w.sum()
+    return _reduce(loss, reduction)
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                  ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """log_softmax over the class dim (1, or 0 for unbatched input) then NLL; `target` holds
+    class indices (integer) or class probabilities (float, same shape as input)."""
+    _check_reduction(reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    cd = _class_dim(input)
+    logp = input.log_softmax(cd)
+    c = input.shape[cd]
+    wb = None if weight is None else weight.to(input.dtype).reshape(_bshape(input))
+    if target.dtype.is_floating_point:
+        if tuple(target.shape) != tuple(input.shape):
+            raise RuntimeError(f"Expected target size {list(input.shape)}, got "
+                               f"{list(target.shape)} (class-probability targets must have the "
+                               f"input's shape)")
+        if label_smoothing > 0.0:
+            target = target * (1.0 - label_smoothing) + label_smoothing / c
+        terms = logp * target if wb is None else logp * target * wb
+        if reduction == "none":
+            return -terms.sum(cd)
+        if reduction == "sum":
+            return -terms.sum()
+        return -terms.sum() / float(input.numel() // c) if input.numel() else \
+            -terms.sum() * math.nan
+    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    if label_smoothing == 0.0:
+        return nll
+    valid = target != ignore_index
+    smooth = -(logp if wb is None else logp * wb).sum(cd)
+    smooth = smooth.where(valid, 0.0)
+    if reduction == "mean":
+        if weight is None:
+            smooth = smooth.sum() / valid.to(input.dtype).sum()
+        else:
+            wt = weight.to(input.dtype)[target.where(valid, 0)].where(valid, 0.0)
+            smooth = smooth.sum() / wt.sum()
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / c)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                         reduction: str = "mean") -> Tensor:
+    """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as PyTorch does."""
+    _check_reduction(reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
+                         f"size ({input.shape}) is deprecated. Please ensure they have the same "
+                         f"size.")
+    log_x = input.clamp(min=_LOG_MIN).log()
+    log_1mx = (1.0 - input).clamp(min=_LOG_MIN).log()
+    loss = -(target * log_x + (1.0 - target) * log_1mx)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
+                                     weight: Tensor | None = None, reduction: str = "mean",
+                                     pos_weight: Tensor | None = None) -> Tensor:
+    """(1 - t) x + (1 + (pw - 1) t) softplus(-x): the logit form, stable for any |x|."""
+    _check_reduction(reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Target size ({target.shape}) must be the same as input size "
+                         f"({input.shape})")
+    sp = (-input).softplus()
+    if pos_weight is not None:
+        loss = (1.0 - target) * input + ((pos_weight - 1.0) * target + 1.0) * sp
+    else:
+        loss = (1.0 - target) * input + sp
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        loss = (target * target.clamp(min=1e-45).log() - target * input).where(target > 0, 0.0)
+    if reduction == "batchmean":
+        return loss.sum() / float(input.shape[0]) if input.ndim else loss.sum()
+    return _reduce(loss, reduction)
+
+
+# --- modules ---
+
+
+class _Loss(Module):
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        _check_reduction(reduction)
+        self.reduction = reduction
+
+
+class _WeightedLoss(_Loss):
+    def __init__(self, weight: Tensor | None = None, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.register_buffer("weight", weight)   # a buffer, so it is in state_dict as in torch
+
+
+class MSELoss(_Loss):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return mse_loss(input, target, self.reduction)
+
+
+class L1Loss(_Loss):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return l1_loss(input, target, self.reduction)
+
+
+class SmoothL1Loss(_Loss):
+    def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:
+        super().__init__(reduction)
+        self.beta = beta
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return smooth_l1_loss(input, target, self.reduction, self.beta)
+
+
+class NLLLoss(_WeightedLoss):
+    def __init__(self, weight: Tensor | None = None, ignore_index: int = -100,
+                 reduction: str = "mean") -> None:
+        super().__init__(weight, reduction)
+        self.ignore_index = ignore_index
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
+
+
+class CrossEntropyLoss(_WeightedLoss):
+    def __init__(self, weight: Tensor | None = None, ignore_index: int = -100,
+                 reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+        super().__init__(weight, reduction)
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return cross_entropy(input, target, self.weight, self.ignore_index, self.reduction,
+                             self.label_smoothing)
+
+
+class BCELoss(_WeightedLoss):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return binary_cross_entropy(input, target, self.weight, self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    def __init__(self, weight: Tensor | None = None, reduction: str = "mean",
+                 pos_weight: Tensor | None = None) -> None:
+        super().__init__(reduction)
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return binary_cross_entropy_with_logits(input, target, self.weight, self.reduction,
+                                                self.pos_weight)

@@ -1,0 +1,167 @@
+"""`Optimizer`: parameter groups, per-parameter state, zero_grad and state_dict, as PyTorch's.
+
+Subclasses implement `step()` with PyTorch's single-tensor (for-loop) update equations, run under
+`no_grad` with in-place Tensor ops. `state_dict()` refers to parameters by their index in the
+order of the groups, so it can be saved with `tj.save` and loaded into a freshly built optimizer.
+"""
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from .. import autograd as ag
+from ..tensor import Tensor
+
+
+class _RequiredParameter:
+    def __repr__(self) -> str:
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+
+class Optimizer:
+    """Base class: `Optimizer(params, defaults)`; params is an iterable of Tensors or of dicts
+    (parameter groups with per-group options)."""
+
+    def __init__(self, params: Iterable, defaults: dict) -> None:
+        self.defaults = defaults
+        self.state: defaultdict = defaultdict(dict)
+        self.param_groups: list[dict] = []
+        if isinstance(params, Tensor):
+            raise TypeError(f"params argument given to the optimizer should be an iterable of "
+                            f"Tensors or dicts, but got {type(params).__name__}")
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def add_param_group(self, param_group: dict) -> None:
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, "
+                            "but the ordering of tensors in sets will change between runs. "
+                            "Please use a list instead.")
+        params = list(params)
+        if params and all(isinstance(p, tuple) and len(p) == 2 for p in params):
+            # named parameters, as model.named_parameters() gives them (PyTorch >= 2.6)
+            param_group = dict(param_group, param_names=[n for n, _ in params])
+            params = [p for _, p in params]
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is "
+                                f"{type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError("can't optimize a non-leaf Tensor (optimize the leaf it was "
+                                 "computed from, or use .detach().requires_grad_())")
+        group = dict(param_group, params=params)
+        for name, default in self.defaults.items():
+            if default is required and name not in group:
+                raise ValueError(f"parameter group didn't specify a value of required "
+                                 f"optimization parameter {name}")
+            group.setdefault(name, default)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if len({id(p) for p in params}) != len(params):
+            import warnings
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; in "
+                          "future, this will cause an error", stacklevel=3)
+        if any(id(p) in seen for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    with ag.no_grad():
+                        p.grad.detach_().zero_()
+
+    def step(self, closure: Callable | None = None):
+        raise NotImplementedError
+
+    def _closure(self, closure):
+        if closure is None:
+            return None
+        with ag.enable_grad():
+            return closure()
+
+    # --- state dict ---
+    def state_dict(self) -> dict:
+        """{'state': {index: {name: value}}, 'param_groups': [{..., 'params': [index, ...]}]}."""
+        index: dict = {}
+        groups = []
+        for g in self.param_groups:
+            ids = []
+            for p in g["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": ids})
+        state = {index[id(p)]: s for p, s in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = copy.deepcopy(_plain(state_dict))
+        groups, saved = self.param_groups, state_dict["param_groups"]
+        if len(groups) != len(saved):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        for g, s in zip(groups, saved):
+            if len(g["params"]) != len(s["params"]):
+                raise ValueError("loaded state dict contains a parameter group that doesn't "
+                                 "match the size of optimizer's group")
+        by_index = {i: p for s, g in zip(saved, groups) for i, p in zip(s["params"], g["params"])}
+        self.state = defaultdict(dict)
+        for k, values in state_dict["state"].items():
+            k = int(k)
+            if k not in by_index:
+                continue
+            p = by_index[k]
+            self.state[p] = {name: _cast_state(name, v, p) for name, v in values.items()}
+        self.param_groups = [dict(s, params=g["params"]) for g, s in zip(groups, saved)]
+
+    def __getstate__(self):
+        return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
+
+    def __repr__(self) -> str:
+        s = type(self).__name__ + " ("
+        for i, g in enumerate(self.param_groups):
+            s += f"\nParameter Group {i}"
+            for k in sorted(g):
+                if k != "params":
+                    s += f"\n    {k}: {g[k]}"
+        return s + "\n)"
+
+
+def _plain(sd):
+    """Accept numpy arrays (a converted PyTorch state dict) wherever tensors are expected."""
+    if isinstance(sd, dict):
+        return {k: _plain(v) for k, v in sd.items()}
+    if isinstance(sd, list):
+        return [_plain(v) for v in sd]
+    if isinstance(sd, np.ndarray):
+        return Tensor._make(np.array(sd, copy=True))
+    return sd
+
+
+def _cast_state(name: str, value: Any, param: Tensor) -> Any:
+    # as PyTorch: floating state follows the parameter's dtype, except the step counter
+    if isinstance(value, Tensor):
+        value = value.detach()
+        if name != "step" and value.dtype.is_floating_point and value.dtype is not param.dtype:
+            value = value.to(param.dtype)
+        return value.clone()
+    return value

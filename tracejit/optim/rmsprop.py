@@ -1,0 +1,64 @@
+"""RMSprop (centered, momentum, weight decay): PyTorch's single-tensor update, step for step."""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from .. import autograd as ag
+from ..factories import tensor, zeros_like
+from .adam import _lerp_
+from .optimizer import Optimizer
+
+
+class RMSprop(Optimizer):
+    def __init__(self, params: Iterable, lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False, *, maximize: bool = False) -> None:
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if eps < 0.0:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if alpha < 0.0:
+            raise ValueError(f"Invalid alpha value: {alpha}")
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered, maximize=maximize))
+
+    @ag.no_grad()
+    def step(self, closure: Callable | None = None):
+        loss = self._closure(closure)
+        for group in self.param_groups:
+            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+            wd, mu, centered = group["weight_decay"], group["momentum"], group["centered"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = -p.grad if group["maximize"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = tensor(0.0)
+                    state["square_avg"] = zeros_like(p)
+                    if mu > 0:
+                        state["momentum_buffer"] = zeros_like(p)
+                    if centered:
+                        state["grad_avg"] = zeros_like(p)
+                state["step"].add_(1)
+                if wd != 0:
+                    grad = grad.add(p, alpha=wd)
+                square_avg = state["square_avg"]
+                square_avg.mul_(alpha).add_(grad * (1 - alpha) * grad)
+                if centered:
+                    grad_avg = _lerp_(state["grad_avg"], grad, 1 - alpha)
+                    avg = (square_avg - grad_avg * grad_avg).sqrt_()
+                else:
+                    avg = square_avg.sqrt()
+                avg = avg.add_(eps)
+                if mu > 0:
+                    buf = state["momentum_buffer"]
+                    buf.mul_(mu).add_(grad / avg)
+                    p.add_(buf, alpha=-lr)
+                else:
+                    p.add_(grad * -lr / avg)
+        return loss

@@ -1,0 +1,51 @@
+"""Stochastic gradient descent with momentum, dampening, Nesterov and weight decay: PyTorch's
+single-tensor update, step for step."""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from .. import autograd as ag
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """p -= lr * g with g = grad + wd * p, and with momentum buf = mu * buf + (1 - dampening) * g
+    (buf = g on the first step); Nesterov uses g + mu * buf."""
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
+                 maximize: bool = False) -> None:
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize))
+
+    @ag.no_grad()
+    def step(self, closure: Callable | None = None):
+        loss = self._closure(closure)
+        for group in self.param_groups:
+            lr, mu, damp = group["lr"], group["momentum"], group["dampening"]
+            wd, nesterov = group["weight_decay"], group["nesterov"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = -p.grad if group["maximize"] else p.grad
+                if wd != 0:
+                    grad = grad.add(p, alpha=wd)
+                if mu != 0:
+                    state = self.state[p]
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = state["momentum_buffer"] = grad.clone().detach()
+                    else:
+                        buf.mul_(mu).add_(grad, alpha=1 - damp)
+                    grad = grad.add(buf, alpha=mu) if nesterov else buf
+                p.add_(grad, alpha=-lr)
+        return loss
