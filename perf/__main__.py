@@ -27,7 +27,8 @@ def parse(argv: list | None) -> argparse.Namespace:
                     help="smaller sizes and fewer repetitions (under a minute on 2 cores)")
     ap.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # for the tests
     ap.add_argument("--workloads", default=",".join(ALL),
-                    help="comma-separated ids among W1..W7 (default: all)")
+                    help="comma-separated ids among W1..W7 (default: all); W6 measures the "
+                    "compile latency of those of W1..W4 given, or of all four")
     ap.add_argument("--backend", default="llvm", choices=("llvm", "cuda", "interpret", "eager"),
                     help="tj.compile backend (default llvm; interpret runs if llvm is missing)")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")

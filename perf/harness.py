@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -26,9 +27,9 @@ from . import peers as P
 from .workloads import W6_SOURCES, Workload, build
 
 # Timing effort per scale: warm-up calls, repetitions within [min, max], seconds aimed at.
-EFFORT = {"full": dict(warmup=3, min_reps=5, max_reps=100, target_s=2.0),
-          "quick": dict(warmup=1, min_reps=3, max_reps=15, target_s=0.25),
-          "tiny": dict(warmup=1, min_reps=2, max_reps=3, target_s=0.01)}
+EFFORT = {"full": {"warmup": 3, "min_reps": 5, "max_reps": 100, "target_s": 2.0},
+          "quick": {"warmup": 1, "min_reps": 3, "max_reps": 10, "target_s": 0.2},
+          "tiny": {"warmup": 1, "min_reps": 2, "max_reps": 3, "target_s": 0.01}}
 PEER_RTOL, PEER_ATOL_SCALE = 1e-3, 1e-4  # another library: other summation orders, other tanh
 
 
@@ -131,7 +132,7 @@ def measure_peer(peer: str, wl: Workload, names: list, ref: list, effort: dict) 
     try:
         pc = P.build(peer, wl)
         t0 = time.perf_counter()
-        pnames, got = pc.result()
+        _, got = pc.result()
         first = time.perf_counter() - t0
         ok, err, where = check_close(ref, got, names, PEER_RTOL, PEER_ATOL_SCALE)
         if not ok:
@@ -162,13 +163,15 @@ def _first_call_process(wid: str, scale: str, backend: str, cache_dir: str) -> d
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, TRACEJIT_CACHE_DIR=cache_dir)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    proc = None
     try:
         proc = subprocess.run([sys.executable, "-c", _FIRST_CALL, wid, scale, backend],
-                              capture_output=True, text=True, env=env, timeout=600)
+                              capture_output=True, text=True, env=env, timeout=600,
+                              check=False)
         out = json.loads(proc.stdout.strip().splitlines()[-1])
-    except Exception as exc:  # noqa: BLE001
-        tail = locals().get("proc")
-        why = (tail.stderr.strip().splitlines() or ["?"])[-1] if tail else str(exc)
+    except Exception as exc:  # noqa: BLE001 - reported in the W6 table
+        lines = proc.stderr.strip().splitlines() if proc is not None else []
+        why = lines[-1] if lines else f"{type(exc).__name__}: {exc}"
         return {"first_call_s": None, "note": f"error: {why[:100]}", "ok": False}
     if not out["ok"]:
         out.update(first_call_s=None, note="MISMATCH")
@@ -176,18 +179,35 @@ def _first_call_process(wid: str, scale: str, backend: str, cache_dir: str) -> d
 
 
 def compile_latency(scale: str, backend: str, ids: list, say: Callable[[str], None]) -> list:
-    """W6: first call of each source workload in a new process, cold then with a warm cache."""
+    """W6: first call of W1..W4 (those in `ids`, or all four when none is) in a new process,
+    with a cold cache, then with the warm cache the first process left."""
+    sources = [w for w in W6_SOURCES if w in ids] or list(W6_SOURCES)
     rows = []
-    for wid in [w for w in W6_SOURCES if w in ids]:
+    for wid in sources:
         cache = tempfile.mkdtemp(prefix="tracejit-perf-cold-")
-        say(f"W6 compile latency of {wid}: cold cache, new process")
-        cold = _first_call_process(wid, scale, backend, cache)
-        say(f"W6 compile latency of {wid}: warm cache, new process")
-        warm = _first_call_process(wid, scale, backend, cache)
+        try:
+            say(f"W6 compile latency of {wid}: cold cache, new process")
+            cold = _first_call_process(wid, scale, backend, cache)
+            say(f"W6 compile latency of {wid}: warm cache, new process")
+            warm = _first_call_process(wid, scale, backend, cache)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
         rows.append({"source": wid, "cold_s": cold.get("first_call_s"),
                      "warm_s": warm.get("first_call_s"), "backend": cold.get("backend"),
                      "note": cold.get("note") or warm.get("note") or ""})
     return rows
+
+
+def _busy_note(load_start: float | None) -> str:
+    """A warning when other work shared the machine (this run accounts for about one core)."""
+    if load_start is None:
+        return ""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    end = os.getloadavg()[0]
+    if max(load_start, end - 1.0) <= 0.5 * cores:
+        return ""
+    return (f"the machine was busy (load average {load_start:.1f} at the start, {end:.1f} at "
+            f"the end, on {cores} cores): times are noisy; compare ratios, or rerun when idle")
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -217,6 +237,7 @@ def run(ids: list, scale: str = "full", backend: str = "llvm", peers: list | Non
         workloads: list | None = None) -> Report:
     """Measure the workloads `ids` (W1..W7) at `scale`; `workloads` replaces the built ones."""
     t_start = time.perf_counter()
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     say = Progress(progress)
     effort = EFFORT[scale]
     say("measuring the floors (memory bandwidth, BLAS rate)")
@@ -242,4 +263,7 @@ def run(ids: list, scale: str = "full", backend: str = "llvm", peers: list | Non
             report.notes.append("W6 skipped: tj.compile is not available")
     say.done()
     report.wall_s = time.perf_counter() - t_start
+    busy = _busy_note(load_start)
+    if busy:
+        report.notes.append(busy)
     return report

@@ -9,7 +9,8 @@ step under one jax.jit (as in WORKLOADS.md's reference table).
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

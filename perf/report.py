@@ -20,6 +20,16 @@ HEADERS = ("W", "workload", "size", "floor", "eager", "compiled", "speedup", "fi
            "kernels", "x floor eager/compiled")
 
 
+LEGEND = ("times: median (min-max) of repeated runs after warm-up; speedup = eager / compiled "
+          "medians; x floor = median time / floor time (1.0x is at the floor); peers: median "
+          "(x floor); first call = trace + compile + first fwd+bwd step; kernels: "
+          "forward+backward.")
+
+
+W6_LEGEND = ("tracejit: each cell a fresh process (cold: empty TRACEJIT_CACHE_DIR; warm: the "
+             "cache the cold process left); peers: their first call in this run.")
+
+
 def machine_info() -> dict:
     """CPU model, cores, versions and date, for the header of every report."""
     cpu, flags = platform.processor() or "?", ""
@@ -124,19 +134,17 @@ def render(report: Report, markdown: bool = False) -> str:
     headers = list(HEADERS) + list(report.peers)
     table = format_table(headers, [row_cells(r, report.peers) for r in report.rows], markdown)
     title = f"tracejit perf, scale {report.scale}"
+    bullet = "- " if markdown else ""
     parts = [("## " if markdown else "") + title, "",
-             f"machine: {machine_line(report.machine)}" if report.machine else "",
-             f"floors: memory {fl.bandwidth / 1e9:.1f} GB/s ({fl.bandwidth_how}); "
-             f"BLAS {fl.blas / 1e9:.0f} GFLOP/s ({fl.blas_how})",
-             backend_line(report), "", table, "",
-             "times: median (min-max) of repeated runs after warm-up; speedup = eager / compiled"
-             " medians; x floor = median time / floor time (1.0x is at the floor); peers: "
-             "median (x floor); first call = trace + compile + first fwd+bwd step; kernels: "
-             "forward+backward."]
+             f"{bullet}machine: {machine_line(report.machine)}" if report.machine else "",
+             (f"{bullet}floors: memory {fl.bandwidth / 1e9:.1f} GB/s ({fl.bandwidth_how}); "
+              f"BLAS {fl.blas / 1e9:.0f} GFLOP/s ({fl.blas_how})"),
+             bullet + backend_line(report), "", table, "", LEGEND]
     if report.latency:
         h, rows = latency_cells(report)
-        parts += ["", ("### " if markdown else "") + "W6 compile latency (first call, "
-                  "trace + compile + run)", "", format_table(h, rows, markdown)]
+        title6 = "W6 compile latency (first call: trace + compile + run)"
+        parts += ["", ("### " if markdown else "") + title6, "", format_table(h, rows, markdown),
+                  "", W6_LEGEND]
     parts += ["", ("### " if markdown else "") + "notes", ""]
     parts += [("- " if markdown else "  ") + n for n in notes(report)]
     if report.mismatches:
@@ -151,7 +159,8 @@ def to_json(report: Report) -> dict:
     rows = []
     for row in report.rows:
         r = row.result
-        ratio = (lambda t: None if t is None or not row.floor_s else t.median / row.floor_s)
+        def ratio(t, floor=row.floor_s):
+            return None if t is None or not floor else t.median / floor
         peers = {}
         for p, cell in row.peers.items():
             t = cell.get("timing")

@@ -9,6 +9,7 @@ WORKLOADS.md at scale "full"; "quick" shrinks the big ones, "tiny" is for the te
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
@@ -135,14 +136,14 @@ def w2(scale: str, rng: np.random.Generator) -> list[Workload]:
     ce = _pick("cross_entropy", cross_entropy, notes)
     data = {"x": rng.standard_normal((batch, dims[0]), dtype=np.float32),
             "t": rng.integers(0, dims[-1], batch).astype(np.int64)}
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+    for i, (a, b) in enumerate(pairwise(dims)):
         bound = 1.0 / np.sqrt(a)  # torch.nn.Linear's default init range
         data[f"w{i}"] = rng.uniform(-bound, bound, (b, a)).astype(np.float32)
         data[f"b{i}"] = rng.uniform(-bound, bound, b).astype(np.float32)
     nl = len(dims) - 1
     linear_cls, sgd_cls = _module_attr("nn", "Linear"), _module_attr("optim", "SGD")
     if linear_cls is not None:
-        layers = [linear_cls(a, b) for a, b in zip(dims[:-1], dims[1:])]
+        layers = [linear_cls(a, b) for a, b in pairwise(dims)]
         with tj.no_grad():
             for i, lin in enumerate(layers):
                 lin.weight.copy_(_t(data[f"w{i}"]))
@@ -172,7 +173,7 @@ def w2(scale: str, rng: np.random.Generator) -> list[Workload]:
         opt.zero_grad()
 
     case = Case(loss, (_t(data["x"]), _t(data["t"])), params=params, after=after)
-    pairs = list(zip(dims[:-1], dims[1:]))
+    pairs = list(pairwise(dims))
     fwd = sum(2 * batch * a * b for a, b in pairs)
     flops = 2 * fwd + sum(2 * batch * a * b for a, b in pairs[1:])  # dW all, dx not for input
     size = "-".join(map(str, dims)) + f" b{batch}"

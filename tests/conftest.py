@@ -14,8 +14,8 @@ import tracejit as tj
 
 
 def _scalar(fn, arrays, v, wrap):
-    with tj.no_grad():
-        out = fn(*[wrap(a) for a in arrays])
+    # (grad mode stays on: fn may itself differentiate, e.g. for double-backward checks)
+    out = fn(*[wrap(a) for a in arrays])
     return float(np.sum(np.asarray(out.detach().numpy(), dtype=np.float64) * v))
 
 

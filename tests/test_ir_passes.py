@@ -6,21 +6,17 @@ through print/parse and checks that every pipeline keeps the results bit for bit
 """
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 import textwrap
 
-import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from tracejit.ir.graph import Graph, TensorType, infer_type, print_graph
+from tracejit.ir.graph import Graph, print_graph
 from tracejit.ir.parser import parse
 from tracejit.ir.passes import PASSES, cse, dce, fold, run_passes, simplify
-from tracejit.ir.passes.simplify import _cast_chain_exact
 from tracejit.ir.verify import verify
-from tracejit.ops import REGISTRY, broadcast_shapes
-from tracejit.ops import dtypes as D
 
 
 def ir(text: str) -> str:
@@ -154,33 +150,40 @@ def test_fold_chains_and_keeps_locs():
 
 
 def test_fold_size_limit():
-    # 65 elements stay a full and an expand (and the sum of that full: it is no const); a big
-    # const reduced to a small result folds
-    check(fold, """
-    def f() -> (f32[65], f32[8,8], f32[65], f32[], f32[2,2], f32[]):
-      %0: f32[65] = full shape=(65,), value=1.0, dtype='float32'
-      %1: f32[8,8] = full shape=(8, 8), value=-inf, dtype='float32'
+    # results over max_numel elements stay (a full, an expand); a bigger const reduced to a small
+    # result folds; the sum of a big full does not (the full is no const)
+    check(functools.partial(fold, max_numel=4), """
+    def f() -> (f32[5], f32[2,2], f32[5], f32[], f32[2,2], f32[]):
+      %0: f32[5] = full shape=(5,), value=1.0, dtype='float32'
+      %1: f32[2,2] = full shape=(2, 2), value=-inf, dtype='float32'
       %2: f32[] = const 2.
-      %3: f32[65] = expand %2, shape=(65,)
+      %3: f32[5] = expand %2, shape=(5,)
       %4: f32[] = sum %0, dims=(0,), keepdim=False
-      %5: f32[65] = const [1.,2.,3.,4.,5.,6.,7.,8.,9.,10.,11.,12.,13.,14.,15.,16.,17.,18.,19.,20.,21.,22.,23.,24.,25.,26.,27.,28.,29.,30.,31.,32.,33.,34.,35.,36.,37.,38.,39.,40.,41.,42.,43.,44.,45.,46.,47.,48.,49.,50.,51.,52.,53.,54.,55.,56.,57.,58.,59.,60.,61.,62.,63.,64.,65.]
-      %7: f32[4] = index %5, key=(('s', 0, 4, 1),)
-      %8: f32[2,2] = reshape %7, shape=(2, 2)
-      %9: f32[] = sum %5, dims=(0,), keepdim=False
-      return %0, %1, %3, %4, %8, %9
+      %5: f32[6] = const [1.,2.,3.,4.,5.,6.]
+      %6: f32[4] = index %5, key=(('s', 1, 5, 1),)
+      %7: f32[2,2] = reshape %6, shape=(2, 2)
+      %8: f32[] = sum %5, dims=(0,), keepdim=False
+      return %0, %1, %3, %4, %7, %8
     """, """
-    def f() -> (f32[65], f32[8,8], f32[65], f32[], f32[2,2], f32[]):
-      %0: f32[65] = full shape=(65,), value=1.0, dtype='float32'
-      %1: f32[8,8] = const [-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf,-inf]
+    def f() -> (f32[5], f32[2,2], f32[5], f32[], f32[2,2], f32[]):
+      %0: f32[5] = full shape=(5,), value=1.0, dtype='float32'
+      %1: f32[2,2] = const [-inf,-inf,-inf,-inf]
       %2: f32[] = const 2.
-      %3: f32[65] = expand %2, shape=(65,)
+      %3: f32[5] = expand %2, shape=(5,)
       %4: f32[] = sum %0, dims=(0,), keepdim=False
-      %5: f32[65] = const [1.,2.,3.,4.,5.,6.,7.,8.,9.,10.,11.,12.,13.,14.,15.,16.,17.,18.,19.,20.,21.,22.,23.,24.,25.,26.,27.,28.,29.,30.,31.,32.,33.,34.,35.,36.,37.,38.,39.,40.,41.,42.,43.,44.,45.,46.,47.,48.,49.,50.,51.,52.,53.,54.,55.,56.,57.,58.,59.,60.,61.,62.,63.,64.,65.]
-      %7: f32[4] = const [1.,2.,3.,4.]
-      %8: f32[2,2] = const [1.,2.,3.,4.]
-      %9: f32[] = const 2145.
-      return %0, %1, %3, %4, %8, %9
+      %5: f32[6] = const [1.,2.,3.,4.,5.,6.]
+      %6: f32[4] = const [2.,3.,4.,5.]
+      %7: f32[2,2] = const [2.,3.,4.,5.]
+      %8: f32[] = const 21.
+      return %0, %1, %3, %4, %7, %8
     """)
+    g = parse(ir("""
+    def f() -> (f32[64], f32[65]):
+      %0: f32[64] = full shape=(64,), value=1.0, dtype='float32'
+      %1: f32[65] = full shape=(65,), value=1.0, dtype='float32'
+      return %0, %1
+    """))
+    assert [n.op for n in fold(g).nodes] == ["const", "full"]  # the default limit is 64
 
 
 def test_fold_leaves_what_eager_would_reject():
@@ -379,43 +382,6 @@ def test_simplify_neg_and_casts():
     """)
 
 
-_DTYPES = [D.bool_, D.uint8, D.int8, D.int16, D.int32, D.int64, D.float16, D.float32, D.float64]
-
-
-def _samples(d: D.DType) -> np.ndarray:
-    if d.is_bool:
-        return np.array([False, True])
-    if d.is_integer:
-        i = np.iinfo(d.np)
-        return np.array([i.min, i.min + 1, -1 if i.min else 2, 0, 1, 7, i.max - 1, i.max], d.np)
-    f = np.finfo(d.np)
-    with np.errstate(over="ignore"):
-        return np.array([0.0, -0.0, 1.0, -1.5, 2.5, 127.0, 300.0, -40000.0, 1e10, f.max,
-                         -f.max, f.tiny, f.smallest_subnormal, np.inf, -np.inf, np.nan], d.np)
-
-
-def test_cast_chain_rule_is_exact():
-    """Every chain the rule accepts gives cast(x, d2) bit for bit, on extreme values too."""
-    accepted = 0
-    for d0 in _DTYPES:
-        x = _samples(d0)
-        for d1 in _DTYPES:
-            for d2 in _DTYPES:
-                if not _cast_chain_exact(d0, d1, d2):
-                    continue
-                accepted += 1
-                with np.errstate(all="ignore"):
-                    two = x.astype(d1.np).astype(d2.np)
-                    one = x.astype(d2.np)
-                np.testing.assert_array_equal(two, one, err_msg=f"{d0.name}->{d1.name}->"
-                                              f"{d2.name}")
-                assert np.array_equal(np.signbit(two), np.signbit(one))
-    assert accepted > 150
-    assert not _cast_chain_exact(D.float64, D.float32, D.float64)
-    assert not _cast_chain_exact(D.int16, D.float16, D.int16)
-    assert not _cast_chain_exact(D.int64, D.float64, D.int64)
-
-
 # --- run_passes ---
 
 PIPELINE_BEFORE = """
@@ -448,7 +414,7 @@ def test_run_passes_default_pipeline_renumbers_and_dumps():
     """)
     assert [s[0] for s in seen] == ["simplify", "fold", "cse", "dce"]
     assert seen[0][1] == ir(PIPELINE_BEFORE)
-    for (_, _, after), (_, before, _) in zip(seen, seen[1:]):
+    for (_, _, after), (_, before, _) in itertools.pairwise(seen):
         assert after == before
     again = run_passes(out, passes=("simplify", "dce"), verify_each=True)
     assert print_graph(again) == ir("""
@@ -470,137 +436,3 @@ def test_run_passes_names_a_pass_that_breaks_the_graph():
         run_passes(g, passes=("inline",))
     g = run_passes(parse(ir(PIPELINE_BEFORE)), passes=(), renumber=False)
     assert print_graph(g) == ir(PIPELINE_BEFORE)
-
-
-# --- property: random graphs keep their results bit for bit through every pipeline ---
-
-SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, -2.5, 3.0, 1e-30, np.inf, -np.inf, np.nan]
-SHAPES = [(), (3,), (2, 3), (2, 1)]
-UNARY = ["neg", "abs", "exp", "tanh", "sqrt", "log", "relu", "square", "sign", "floor",
-         "sigmoid", "reciprocal", "expm1", "log1p"]
-BINARY = ["add", "sub", "mul", "div", "maximum", "minimum", "pow"]
-PIPELINES = [("simplify", "fold", "cse", "dce"), ("fold", "simplify", "dce", "cse"),
-             ("cse", "simplify", "simplify", "fold", "dce")]
-
-
-def evaluate(g: Graph, args: list) -> list:
-    """The tiny reference interpreter: each node through the op table's numpy implementation."""
-    env = {id(i): a for i, a in zip(g.inputs, args)}
-    with np.errstate(all="ignore"):
-        for n in g.nodes:
-            if n.op == "const":
-                out = n.value
-            else:
-                out = np.asarray(REGISTRY[n.op].eager(*[env[id(i)] for i in n.inputs],
-                                                      **n.params))
-            assert out.shape == n.type.shape and out.dtype == n.type.dtype.np, n
-            env[id(n)] = out
-    return [env[id(o)] for o in g.outputs]
-
-
-def _const_node(g, draw, shape, dt):
-    kind = draw(st.sampled_from(["scalar", "uniform", "mixed", "full"]))
-    v = draw(st.sampled_from(SPECIAL))
-    if kind == "scalar":
-        return g.const(np.array(v, dt))
-    if kind == "uniform":
-        return g.const(np.full(shape, v, dt))
-    if kind == "mixed":
-        vals = draw(st.lists(st.sampled_from(SPECIAL), min_size=1, max_size=1)) * 6
-        vals[draw(st.integers(0, 5))] = draw(st.sampled_from(SPECIAL))
-        return g.const(np.array(vals[:int(np.prod(shape))], dt).reshape(shape))
-    t = infer_type("full", [], {"shape": shape, "value": v, "dtype": D.from_numpy_dtype(
-        np.dtype(dt)).name})
-    return g.add("full", [], {"shape": shape, "value": float(v),
-                              "dtype": D.from_numpy_dtype(np.dtype(dt)).name}, t)
-
-
-@st.composite
-def graphs(draw):
-    dt = draw(st.sampled_from([np.float32, np.float64]))
-    other = np.float64 if dt is np.float32 else np.float32
-    name, oname = D.from_numpy_dtype(np.dtype(dt)).name, D.from_numpy_dtype(np.dtype(other)).name
-    g = Graph("rand")
-    nin = draw(st.integers(1, 3))
-    pool = [g.add_input(_type(draw(st.sampled_from(SHAPES)), dt), f"a{k}") for k in range(nin)]
-
-    def add(op, inputs, **params):
-        n = g.add(op, inputs, params, infer_type(op, inputs, params), loc=f"r.py:{len(g.nodes)}")
-        pool.append(n)
-        return n
-
-    for _ in range(draw(st.integers(1, 10))):
-        x = draw(st.sampled_from(pool))
-        step = draw(st.sampled_from(["unary", "binary", "const", "negneg", "cast", "reshape",
-                                     "permute", "expand", "where", "sum"]))
-        if step == "unary":
-            add(draw(st.sampled_from(UNARY)), [x])
-        elif step == "binary":
-            y = draw(st.sampled_from(pool))
-            if _broadcasts(x, y):
-                add(draw(st.sampled_from(BINARY)), [x, y] if draw(st.booleans()) else [y, x])
-        elif step == "const":
-            c = _const_node(g, draw, x.shape if draw(st.booleans()) else (), dt)
-            add(draw(st.sampled_from(["add", "sub", "mul", "div"])),
-                [x, c] if draw(st.booleans()) else [c, x])
-        elif step == "negneg":
-            add("neg", [add("neg", [x])])
-        elif step == "cast":
-            mid = add("cast", [x], dtype=draw(st.sampled_from([name, oname])))
-            pool.pop()  # keep the pool at one dtype
-            add("cast", [mid], dtype=name)
-        elif step == "reshape":
-            flat = add("reshape", [x], shape=(x.type.numel,))
-            add("reshape", [flat], shape=x.shape)
-        elif step == "permute":
-            dims = tuple(range(x.ndim))[::-1] if draw(st.booleans()) else tuple(range(x.ndim))
-            p = add("permute", [x], dims=dims)
-            add("permute", [p], dims=dims)
-        elif step == "expand":
-            if x.shape in ((), (3,), (2, 1), (2, 3)):
-                e = add("expand", [x], shape=(2, 3))
-                add("expand", [e], shape=(4, 2, 3))
-        elif step == "where" and _broadcasts(x, y := draw(st.sampled_from(pool))):
-            c = add("gt", [x, y])
-            pool.pop()
-            add("where", [c, x, y])
-        elif step == "sum" and x.ndim:
-            add("sum", [x], dims=(0,), keepdim=draw(st.booleans()))
-    k = draw(st.integers(1, min(3, len(pool))))
-    g.outputs = [pool[-1]] + draw(st.lists(st.sampled_from(pool), min_size=k - 1,
-                                           max_size=k - 1))
-    args = [np.array(draw(st.lists(st.sampled_from(SPECIAL), min_size=i.type.numel,
-                                   max_size=i.type.numel)), dt).reshape(i.shape)
-            for i in g.inputs]
-    return g, args
-
-
-def _type(shape, dt) -> TensorType:
-    return TensorType(shape, D.from_numpy_dtype(np.dtype(dt)))
-
-
-def _broadcasts(x, y) -> bool:
-    try:
-        broadcast_shapes(x.shape, y.shape)
-    except RuntimeError:
-        return False
-    return True
-
-
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(graphs())
-def test_random_graphs_round_trip_and_keep_results(case):
-    g, args = case
-    verify(g)
-    text = print_graph(g)
-    assert print_graph(parse(text)) == text
-    want = evaluate(g, args)
-    for pipeline in PIPELINES:
-        h = run_passes(parse(text), passes=pipeline, verify_each=True)
-        assert [str(o.type) for o in h.outputs] == [str(o.type) for o in g.outputs]
-        got = evaluate(h, args)
-        for w, r in zip(want, got):
-            assert w.dtype == r.dtype and w.shape == r.shape
-            np.testing.assert_array_equal(r, w)  # NaN == NaN here
-            assert np.array_equal(np.signbit(r), np.signbit(w)), (pipeline, text)
-        assert len(h.nodes) <= len(g.nodes)  # passes never add nodes

@@ -82,8 +82,8 @@ def div(self, other, *, rounding_mode=None):
             other, Tensor) else []) if not isinstance(other, Tensor) else \
             D.promote_types(self.dtype, other.dtype)
         return q if dt.is_floating_point else q.to(dt)
-    raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
-                     f"found '{rounding_mode}'")
+    raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                       f"found '{rounding_mode}'")
 
 
 Tensor.divide = Tensor.true_divide = Tensor.div
@@ -174,9 +174,11 @@ def nonzero(self, *, as_tuple=False):
     a = self._value("nonzero()")
     nz = np.nonzero(a)
     if as_tuple:
-        return tuple(Tensor._make(i.astype(np.int64)) for i in nz)
-    return Tensor._make(np.stack(nz, axis=1).astype(np.int64) if nz else
-                        np.zeros((0, 0), np.int64))
+        out = tuple(Tensor._make(i.astype(np.int64)) for i in nz)
+        return tuple(t.to(self.device) for t in out) if self.is_cuda else out
+    out = Tensor._make(np.stack(nz, axis=1).astype(np.int64) if nz else
+                       np.zeros((0, 0), np.int64))
+    return out.to(self.device) if self.is_cuda else out
 
 
 @both
@@ -192,6 +194,10 @@ def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
     if device is not None:
         from .factories import _device_check
         _device_check(device)
+        from .cuda import to_device
+        moved = to_device(self, device)
+        if moved is not self:
+            return moved if dtype is None else moved.to(dtype)
     if dtype is None:
         return self.clone() if copy else self
     d = D.get_dtype(dtype)
@@ -218,13 +224,13 @@ def type_as(self, other):
 
 @method
 def cpu(self):
-    return self
+    return self.to("cpu")
 
 
 @method
 def cuda(self, device=None):
-    from .factories import _device_check
-    _device_check("cuda")
+    return self.to("cuda" if device is None else
+                   f"cuda:{device}" if isinstance(device, int) else device)
 
 
 @both
@@ -273,8 +279,11 @@ def new_tensor(self, data, dtype=None, requires_grad=False):
 def _new_full(self, size, value, dtype):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
-    return apply(R["full"], shape=tuple(int(s) for s in size), value=value,
-                 dtype=(D.get_dtype(dtype) if dtype is not None else self.dtype).name)
+    dt = (D.get_dtype(dtype) if dtype is not None else self.dtype).name
+    if self.is_cuda:  # made on the GPU, not copied there
+        from . import cuda
+        return Tensor._make(cuda.full(tuple(int(s) for s in size), value, dt))
+    return apply(R["full"], shape=tuple(int(s) for s in size), value=value, dtype=dt)
 
 
 # --- operators ---
@@ -313,8 +322,9 @@ def _logical(name):
         o = other if isinstance(other, Tensor) else None
         if not self.dtype.is_bool or (o is not None and not o.dtype.is_bool) or \
                 (o is None and not isinstance(other, bool)):
-            raise TypeError(f"bitwise {name} is only supported on bool tensors in tracejit "
-                            f"(got {self.dtype.name}); use logical_{name}")
+            # NotImplementedError (a RuntimeError), as torch's "bitwise_and_cpu not implemented"
+            raise NotImplementedError(f"bitwise {name} is only supported on bool tensors in "
+                                      f"tracejit (got {self.dtype.name}); use logical_{name}")
         return apply(op, self, other)
     return f
 

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from . import autograd as ag
-from .ops import REGISTRY
+from .ops import REGISTRY, broadcast_shapes
 from .ops import dtypes as D
 from .ops.dtypes import DType
 
@@ -64,6 +64,12 @@ class Device:
 
 
 CPU = Device("cpu")
+CUDA0 = Device("cuda", 0)
+
+
+def _on_device(d) -> bool:
+    """Whether an array is a CUDA array (codegen/cuda/array.py marks its class)."""
+    return hasattr(type(d), "__tracejit_device__")
 
 
 class Tensor:
@@ -103,7 +109,8 @@ class Tensor:
 
     @property
     def device(self) -> Device:
-        return CPU
+        d = self._data
+        return CPU if type(d) is _ndarray or not _on_device(d) else CUDA0
 
     @property
     def is_leaf(self) -> bool:
@@ -111,11 +118,12 @@ class Tensor:
 
     @property
     def is_cuda(self) -> bool:
-        return False
+        return type(self._data) is not _ndarray and _on_device(self._data)
 
     @property
     def _is_symbolic(self) -> bool:
-        return type(self._data) is not _ndarray
+        d = self._data
+        return type(d) is not _ndarray and not _on_device(d)
 
     def dim(self) -> int:
         return self.ndim
@@ -148,6 +156,9 @@ class Tensor:
     # --- values out (graph breaks while tracing) ---
     def _value(self, what: str) -> np.ndarray:
         if type(self._data) is not _ndarray:
+            if _on_device(self._data):
+                from . import cuda
+                return cuda.value(self._data, what)
             return _tracer["value"](self, what)
         return self._data
 
@@ -268,6 +279,8 @@ class Tensor:
                                    f"(this tensor has shape {tuple(self.shape)}); pass "
                                    f"gradient= with the same shape, or reduce it (e.g. .sum())")
             gradient = Tensor._make(np.ones(self._data.shape, self._data.dtype))
+            if type(self._data) is not _ndarray and _on_device(self._data):
+                gradient = gradient.to(self.device)
         else:
             gradient = as_tensor(gradient, dtype=self.dtype)
             if gradient.shape != self.shape:
@@ -332,19 +345,27 @@ def _promote(op, args):
     """Cast every operand of an elementwise op to its compute dtype (scalars become 0-d)."""
     start = getattr(op, "cond_inputs", 0)
     if not start and op.dtype_rule != "logical":
-        # fast path: Tensors of one floating dtype need no cast under any other rule
+        # fast path: Tensors of one floating dtype, and Python floats/ints (which never change
+        # a floating dtype), need no cast under any other rule
         d = None
+        scalars = False
         for a in args:
-            if not isinstance(a, Tensor):
-                break
-            ad = a._data.dtype
-            if d is None:
-                d = ad
-            elif ad is not d and ad != d:
+            if isinstance(a, Tensor):
+                ad = a._data.dtype
+                if d is None:
+                    d = ad
+                elif ad is not d and ad != d:
+                    break
+            elif type(a) is float or type(a) is int:
+                scalars = True
+            else:
                 break
         else:
-            if d.kind == "f":
-                return args
+            if d is not None and d.kind == "f":
+                if not scalars:
+                    return args
+                return [a if isinstance(a, Tensor) else _created(Tensor._make(np.asarray(a, d)))
+                        for a in args]
     dim, zero, sc = [], [], []
     for a in args[start:]:
         if isinstance(a, Tensor):
@@ -398,15 +419,27 @@ def apply(op, *args, **params):
     datas = [a._data for a in args]
     try:
         out = op.eager(*datas, **params)
+        if type(out) is not _ndarray:
+            out = np.asarray(out)
     except (FloatingPointError, ZeroDivisionError) as e:
         raise RuntimeError(f"{op.name}(): {e}") from None
     except ValueError as e:
         if "negative integer powers" in str(e):
             raise RuntimeError("Integers to negative integer powers are not allowed.") from None
+        if kind == "elementwise":  # numpy's broadcast error -> PyTorch's RuntimeError
+            try:
+                broadcast_shapes(*(d.shape for d in datas))
+            except RuntimeError as err:
+                raise err from None
         raise
-    if type(out) is not _ndarray:
-        out = np.asarray(out)
-    if op in _INT_DIV and out.dtype.kind in "iu":
+    except TypeError:
+        # numpy refuses CUDA arrays (TypeError): run the op on the GPU instead. Only here, so
+        # the numpy path pays nothing for CUDA support.
+        if not any(_on_device(d) for d in datas):
+            raise
+        from . import cuda
+        out = cuda.run(op, datas, params)
+    if op in _INT_DIV and out.dtype.kind in "iu" and type(out) is _ndarray:
         _check_int_div(datas[1], op)
     # only floating outputs take part in autograd (x.long(), argmax, x > 0 never require grad)
     if _state["grad"] and op.vjp is not None and out.dtype.kind == "f":

@@ -14,11 +14,13 @@ with the reason the nodes cannot form one kernel.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..ops import REGISTRY
 from .graph import Node
 
 REDUCTIONS = ("sum", "prod", "amax", "amin", "all", "any")
-VIEWS = ("reshape", "permute", "expand", "copy")
+VIEWS = ("reshape", "permute", "expand", "copy", "detach")
 ROW_LIMIT = 1 << 16          # a row re-read by several passes must stay in cache
 _UNK = "?"
 
@@ -47,10 +49,12 @@ class Step:
 
 
 class Store:
-    __slots__ = ("node", "step", "dims")
+    """A graph value the kernel writes: its step, index map, and whether it varies along a
+    reduce axis (an outer store is written once per kept index, after the last pass)."""
+    __slots__ = ("node", "step", "dims", "inner")
 
-    def __init__(self, node: Node, step: int, dims: tuple) -> None:
-        self.node, self.step, self.dims = node, step, dims
+    def __init__(self, node: Node, step: int, dims: tuple, inner: bool) -> None:
+        self.node, self.step, self.dims, self.inner = node, step, dims, inner
 
 
 class Kernel:
@@ -80,7 +84,7 @@ class Kernel:
         """One reduction pass and nothing stored after it: the reduce range may be split across
         threads, each writing partial accumulators that a finalize step combines."""
         return self.is_reduce and self.npasses == 1 and not any(
-            self.steps[s.step].inner and self.steps[s.step].after > 0 for s in self.stores)
+            s.inner and self.steps[s.step].after > 0 for s in self.stores)
 
     def __str__(self) -> str:
         return f"{self.name} {{{', '.join(self.ops)}}}"
@@ -114,12 +118,16 @@ def is_dim1_reshape(src: tuple, dst: tuple) -> bool:
     return [s for s in src if s != 1] == [s for s in dst if s != 1]
 
 
+def _identity(shape: tuple) -> list:
+    return [None if s == 1 else j for j, s in enumerate(shape)]
+
+
 def _up(n: Node, k: int, out: list) -> list:
     """The map of n's k-th input, given n's map (consumer -> producer)."""
     src = n.inputs[k].shape
     so = n.shape
     if n.op in REDUCTIONS:
-        return list(range(len(src)))
+        return _identity(src)
     if n.op == "permute":
         m = [_UNK] * len(src)
         for j, d in enumerate(n.params["dims"]):
@@ -158,23 +166,7 @@ def _down(n: Node, ins: list) -> list:
     return m
 
 
-def _index_maps(members: list, ids: set) -> tuple:
-    """Iteration space, reduce axes and a map for every member (see module docstring)."""
-    reds = [n for n in members if n.op in REDUCTIONS]
-    maps: dict = {}
-    if reds:
-        shape = reds[0].inputs[0].shape
-        axes = tuple(reds[0].params["dims"])
-        for r in reds:
-            if r.inputs[0].shape != shape or tuple(r.params["dims"]) != axes:
-                raise Refuse(f"reductions over different spaces ({r.op} over {r.params['dims']}"
-                             f" of {r.inputs[0].shape} vs {axes} of {shape})")
-            if id(r.inputs[0]) in ids:
-                _merge(maps, r.inputs[0], list(range(len(shape))))
-    else:
-        seed = max(members, key=lambda n: n.type.numel)
-        shape, axes = seed.shape, ()
-        _merge(maps, seed, list(range(len(shape))))
+def _propagate(members: list, ids: set, maps: dict) -> None:
     changed = True
     while changed:
         changed = False
@@ -188,6 +180,50 @@ def _index_maps(members: list, ids: set) -> tuple:
             for k, u in enumerate(n.inputs):
                 if id(u) in ids:
                     changed |= _merge(maps, u, _up(n, k, out))
+
+
+def _index_maps(members: list, ids: set, is_output) -> tuple:
+    """Iteration space, reduce axes and a map for every member (see module docstring)."""
+    reds = [n for n in members if n.op in REDUCTIONS]
+    maps: dict = {}
+    if reds:
+        shape = reds[0].inputs[0].shape
+        axes = tuple(reds[0].params["dims"])
+        for r in reds:
+            if r.inputs[0].shape != shape or tuple(r.params["dims"]) != axes:
+                raise Refuse(f"reductions over different spaces ({r.op} over {r.params['dims']}"
+                             f" of {r.inputs[0].shape} vs {axes} of {shape})")
+            if id(r.inputs[0]) in ids:
+                _merge(maps, r.inputs[0], _identity(shape))
+    else:
+        # iterate in the order of the largest stored value: its writes are then contiguous
+        seed = max(members, key=lambda n: (n.type.numel, bool(is_output(n))))
+        shape, axes = seed.shape, ()
+        _merge(maps, seed, _identity(shape))
+    while True:
+        _propagate(members, ids, maps)
+        # A dim that only outside operands determine follows the broadcasting convention:
+        # right-aligned with the iteration space (x - amax(x, keepdim) with x read from memory).
+        todo = next((n for n in members if _UNK in maps[id(n)]), None)
+        if todo is None:
+            break
+        m = maps[id(todo)]
+        off = len(shape) - len(todo.shape)
+        guess = [e if e != _UNK else (j + off if j + off >= 0 and shape[j + off] == s and
+                                      j + off not in m else _UNK)
+                 for j, (e, s) in enumerate(zip(m, todo.shape))]
+        if _UNK in guess and axes:
+            # a value with no tie to the reduce axes may live at the outer level (one per row)
+            kept = [a for a in range(len(shape)) if a not in axes]
+            off = len(kept) - len(todo.shape)
+            guess = [e if e != _UNK else (kept[j + off] if j + off >= 0 and
+                                          shape[kept[j + off]] == s and kept[j + off] not in m
+                                          else _UNK)
+                     for j, (e, s) in enumerate(zip(m, todo.shape))]
+        if _UNK in guess:
+            raise Refuse(f"%{todo.name} ({todo.op} {todo.shape}) does not fit the iteration "
+                         f"space {shape}")
+        _merge(maps, todo, guess)
     for n in members:
         m = maps[id(n)]
         if _UNK in m:
@@ -204,8 +240,10 @@ def _index_maps(members: list, ids: set) -> tuple:
 
 def leaf_value(n: Node):
     """The Python scalar of a uniform constant (0-d/size-1 const or full), else None."""
-    if n.op == "const" and n.value is not None and n.value.size == 1:
-        return n.value.reshape(()).item()
+    v = n.value
+    if n.op == "const" and v is not None and 0 < v.size <= 1 << 16 and np.array_equal(
+            v, np.full_like(v, v.flat[0]), equal_nan=v.dtype.kind == "f"):
+        return v.flat[0].item()
     if n.op == "full":
         return n.params["value"]
     return None
@@ -215,7 +253,7 @@ def build_kernel(name: str, members: list, is_output, row_limit: int = ROW_LIMIT
     """The kernel computing `members` (graph nodes in topological order). `is_output(node)` says
     whether a member's value is needed outside the kernel. Raises Refuse."""
     ids = {id(n) for n in members}
-    shape, axes, maps = _index_maps(members, ids)
+    shape, axes, maps = _index_maps(members, ids, is_output)
     steps: list[Step] = []
     loads: list[Load] = []
     where: dict = {}          # id(member) -> step index
@@ -249,6 +287,13 @@ def build_kernel(name: str, members: list, is_output, row_limit: int = ROW_LIMIT
             where[id(n)] = args[0]
             continue
         params = dict(n.params)
+        if n.op == "pow" and id(n.inputs[1]) not in ids and leaf_value(n.inputs[1]) in (2, 3):
+            # z ** 3 (gelu) as two multiplies: a general pow is a log and an exp
+            x = args[0]
+            sq = add(Step("mul", (x, x), {}, n.type.dtype, inner, after, n))
+            where[id(n)] = sq if leaf_value(n.inputs[1]) == 2 else \
+                add(Step("mul", (sq, x), {}, n.type.dtype, inner, after, n))
+            continue
         if n.op in REDUCTIONS:
             params["pass"] = after
             after += 1
@@ -265,16 +310,16 @@ def build_kernel(name: str, members: list, is_output, row_limit: int = ROW_LIMIT
     for n in members:
         if not is_output(n):
             continue
-        st = steps[where[id(n)]]
-        want = total if st.inner or not axes else nkept
+        inner = any(d in axes for d in maps[id(n)])
+        want = total if inner or not axes else nkept
         if n.type.numel != want:
             raise Refuse(f"%{n.name} {n.shape} is needed outside the kernel but covers only "
                          f"part of the iteration space {shape}")
-        stores.append(Store(n, where[id(n)], tuple(maps[id(n)])))
+        stores.append(Store(n, where[id(n)], tuple(maps[id(n)]), inner))
     if not stores:
         raise Refuse("the kernel would have no outputs")
     k = Kernel(name, shape, axes, steps, loads, stores, list(members))
-    late = any(steps[s.step].inner and steps[s.step].after > 0 for s in stores)
+    late = any(s.inner and steps[s.step].after > 0 for s in stores)
     if (k.npasses > 1 or late) and total // max(nkept, 1) > row_limit:
         raise Refuse(f"a row of {total // max(nkept, 1)} elements would be read by several "
                      f"passes; it does not fit in cache (limit {row_limit})")

@@ -5,8 +5,9 @@ and `parse(print_graph(g))` is structurally equal to `g` (same names, ops, types
 const bytes, up to NaN payloads). It checks syntax and name resolution only (every `%name` must be
 defined on an earlier line, once); types are taken from the text as written, so that a graph with
 a wrong type can still be parsed and handed to `verify`. Params are Python literals plus the
-spellings `repr` gives floats and numpy scalars (`inf`, `nan`, `np.float32(1.5)`). Every error is a
-`ValueError` that names the line number, what is wrong and the line itself.
+spellings `repr` gives floats and numpy scalars (`inf`, `nan`, `np.float32(1.5)`). Blank lines and
+lines holding only a `# comment` are skipped. Every error is a `ValueError` that names the line
+number, what is wrong and the line itself.
 """
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ import numpy as np
 from ..ops import dtypes as D
 from .graph import Graph, Node, TensorType
 
-_HEADER = re.compile(r"def\s+([\w.]+)\s*\((.*)\)\s*->\s*\((.*)\)\s*:$")
+# a name is anything printable but whitespace and the text form's punctuation (`<lambda>`, `fc.w`)
+_NAME = r"[^\s,:()\[\]=#%'\"]+"
+_HEADER = re.compile(rf"def\s+({_NAME})\s*\((.*)\)\s*->\s*\((.*)\)\s*:$")
 _TYPE = re.compile(r"([a-z]+[0-9]*)\[([0-9,\s]*)\]$")
-_NODE = re.compile(r"%([\w.]+)\s*:\s*(\S+)\s*=\s*([A-Za-z_]\w*)(?:\s+(.*))?$")
-_REF = re.compile(r"%([\w.]+)$")
+_NODE = re.compile(rf"%({_NAME})\s*:\s*(\S+)\s*=\s*([A-Za-z_]\w*)(?:\s+(.*))?$")
+_REF = re.compile(rf"%({_NAME})$")
 _PARAM = re.compile(r"([A-Za-z_]\w*)\s*=(.*)$", re.DOTALL)
 _NP_SCALARS = {"bool_", "uint8", "int8", "int16", "int32", "int64", "float16", "float32",
                "float64"}
@@ -49,7 +52,7 @@ def parse(text: str) -> Graph:
     for i in range(header_line + 1, len(lines)):
         code, loc = _split_comment(lines[i])
         stripped = code.strip()
-        if not stripped and not loc:
+        if not stripped:  # blank, or a comment of its own (for hand-written test IR)
             continue
         try:
             if outputs is not None:
@@ -273,7 +276,7 @@ def _split(text: str) -> list[str]:
 
 
 def _skip_blank(lines: list, i: int) -> int:
-    while i < len(lines) and not lines[i].strip():
+    while i < len(lines) and (not lines[i].strip() or lines[i].strip().startswith("#")):
         i += 1
     return i
 

@@ -48,7 +48,7 @@ def _out_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool = False
 
 
 def _too_small(x: Tensor, ho: int, wo: int) -> RuntimeError:
-    n, c, h, w = x.shape
+    _, c, h, w = x.shape
     return RuntimeError(f"Given input size: ({c}x{h}x{w}). Calculated output size: "
                         f"({c}x{ho}x{wo}). Output size is too small")
 
@@ -66,7 +66,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
            dilation=1, groups: int = 1) -> Tensor:
     """Cross-correlation of (N, C, H, W) input with (O, C/groups, kh, kw) weight."""
     x, batched = _batched(input, "conv2d")
-    n, c, h, w = x.shape
+    n, c = x.shape[:2]
     o, cg, kh, kw = weight.shape
     if cg * groups != c:
         raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, "
@@ -108,7 +108,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
 def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
            dilation=1, groups: int = 1) -> Tensor:
     """conv2d over a height-1 image: (N, C, L) input, (O, C/groups, k) weight."""
-    one = lambda v: v[0] if isinstance(v, (tuple, list)) else v  # noqa: E731
+    one = lambda v: v[0] if isinstance(v, (tuple, list)) else v
     pad_arg = padding if isinstance(padding, str) else (0, one(padding))
     out = conv2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, one(stride)), pad_arg,
                  (1, one(dilation)), groups)
@@ -142,7 +142,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
     choice), which a one-hot select of the argmax gives without any scatter."""
     x, batched, k, s, p, d, out, pads = _pool_args(input, kernel_size, stride, padding,
                                                    dilation, ceil_mode, "max_pool2d")
-    h, w = x.shape[2], x.shape[3]
+    w = x.shape[3]
     if any(pads):
         x = pad(x, pads, value=-math.inf)
     nk = k[0] * k[1]

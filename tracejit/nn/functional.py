@@ -14,8 +14,14 @@ from ..factories import arange, rand
 from ..movement import pad  # noqa: F401  (F.pad, as torch.nn.functional.pad)
 from ..tensor import Tensor
 from .conv import avg_pool2d, conv1d, conv2d, max_pool2d  # noqa: F401
-from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
-                   cross_entropy, l1_loss, mse_loss, nll_loss)
+from .loss import (  # noqa: F401
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+)
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)

@@ -13,8 +13,6 @@ import warnings
 from ..tensor import Tensor
 from .module import Module
 
-_LOG_MIN = math.exp(-100.0)   # binary_cross_entropy clamps log(x) at -100, as PyTorch
-
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "mean":
@@ -149,6 +147,12 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / c)
 
 
+def _clamped_log(x: Tensor) -> Tensor:
+    # log(0) = -inf becomes -100; the where keeps the gradient at 0 finite (0, not nan)
+    pos = x > 0
+    return x.where(pos, 1.0).log().where(pos, -100.0).clamp(min=-100.0)
+
+
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          reduction: str = "mean") -> Tensor:
     """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as PyTorch does."""
@@ -157,9 +161,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
                          f"size ({input.shape}) is deprecated. Please ensure they have the same "
                          f"size.")
-    log_x = input.clamp(min=_LOG_MIN).log()
-    log_1mx = (1.0 - input).clamp(min=_LOG_MIN).log()
-    loss = -(target * log_x + (1.0 - target) * log_1mx)
+    loss = -(target * _clamped_log(input) + (1.0 - target) * _clamped_log(1.0 - input))
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)

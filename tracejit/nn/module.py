@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict, namedtuple
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from ..tensor import _tracer
 from .. import autograd as ag
 from ..ops import dtypes as D
-from ..tensor import Tensor
+from ..tensor import Tensor, _tracer
 from .parameter import Parameter
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -120,7 +119,7 @@ class Module:
         else:
             self._non_persistent_buffers_set.add(name)
 
-    def add_module(self, name: str, module: "Module | None") -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         if not isinstance(module, Module) and module is not None:
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         self._check_init("child modules")
@@ -169,7 +168,11 @@ class Module:
         for k in ("_parameters", "_buffers", "_modules"):
             if k in d and name in d[k]:
                 return d[k][name]
-        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        hint = ""
+        if "_parameters" in d and not name.startswith("__") and \
+                next(self.parameters(), None) is None:
+            hint = f" ({type(self).__name__} has no parameters at all)"
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'{hint}")
 
     def __delattr__(self, name: str) -> None:
         for k in ("_parameters", "_buffers", "_modules"):
@@ -185,7 +188,7 @@ class Module:
 
     # --- traversal ---
     def named_modules(self, memo: set | None = None, prefix: str = "",
-                      remove_duplicate: bool = True) -> Iterator[tuple[str, "Module"]]:
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
         if memo is None:
             memo = set()
         if remove_duplicate:
@@ -198,18 +201,18 @@ class Module:
                 yield from m.named_modules(memo, prefix + ("." if prefix else "") + name,
                                            remove_duplicate)
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
             yield m
 
-    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         seen = set()
         for name, m in self._modules.items():
             if m is not None and id(m) not in seen:
                 seen.add(id(m))
                 yield name, m
 
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         for _, m in self.named_children():
             yield m
 
@@ -240,7 +243,7 @@ class Module:
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
-    def get_submodule(self, target: str) -> "Module":
+    def get_submodule(self, target: str) -> Module:
         m = self
         for item in target.split(".") if target else ():
             if item not in m._modules:
@@ -257,7 +260,7 @@ class Module:
 
     # --- state ---
     def state_dict(self, destination=None, prefix: str = "",
-                   keep_vars: bool = False) -> "OrderedDict[str, Tensor]":
+                   keep_vars: bool = False) -> OrderedDict[str, Tensor]:
         """Parameters and persistent buffers by dotted name (detached, sharing memory)."""
         out = OrderedDict() if destination is None else destination
         for name, p in self._parameters.items():
@@ -315,17 +318,17 @@ class Module:
             m._buffers[name] = src.detach()
 
     # --- modes and gradients ---
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         if not isinstance(mode, bool):
-            raise ValueError("training mode is expected to be boolean")
+            raise ValueError("training mode is expected to be boolean")  # noqa: TRY004 (torch)
         for m in self.modules():
             m.__dict__["training"] = mode
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -340,7 +343,7 @@ class Module:
                 with ag.no_grad():
                     p.grad.detach_().zero_()
 
-    def apply(self, fn: Callable[["Module"], None]) -> "Module":
+    def apply(self, fn: Callable[[Module], None]) -> Module:
         """Call `fn` on every submodule (children first) and on self, as `model.apply(init)`."""
         for m in self.children():
             m.apply(fn)
@@ -348,7 +351,7 @@ class Module:
         return self
 
     # --- dtype conversion (parameters keep their identity, as PyTorch's .to()) ---
-    def _apply_data(self, fn: Callable[[Tensor], Tensor]) -> "Module":
+    def _apply_data(self, fn: Callable[[Tensor], Tensor]) -> Module:
         for m in self.modules():
             for name, p in m._parameters.items():
                 if p is not None:
@@ -360,7 +363,7 @@ class Module:
                     m._buffers[name] = fn(b)
         return self
 
-    def to(self, *args, dtype=None, device=None, **kwargs) -> "Module":
+    def to(self, *args, dtype=None, device=None, **kwargs) -> Module:
         for a in args:
             if isinstance(a, (D.DType, type)) or (isinstance(a, str) and a in D._BY_NAME):
                 dtype = a
@@ -377,16 +380,16 @@ class Module:
                             f"dtype={d}")
         return self._apply_data(lambda t: t.detach().to(d) if t.dtype.is_floating_point else t)
 
-    def float(self) -> "Module":
+    def float(self) -> Module:
         return self.to(D.float32)
 
-    def double(self) -> "Module":
+    def double(self) -> Module:
         return self.to(D.float64)
 
-    def half(self) -> "Module":
+    def half(self) -> Module:
         return self.to(D.float16)
 
-    def cpu(self) -> "Module":
+    def cpu(self) -> Module:
         return self
 
     # --- hooks ---

@@ -9,7 +9,6 @@ import numpy as np
 
 from ..tensor import Tensor
 
-
 _tensor_make = Tensor._make.__func__
 
 
@@ -17,7 +16,8 @@ class Parameter(Tensor):
     """A Tensor that is a module parameter: `nn.Parameter(tj.zeros(3))`."""
     __slots__ = ()
 
-    def __new__(cls, data: Tensor | None = None, requires_grad: bool = True) -> "Parameter":
+    def __new__(cls, data: Tensor | None = None,  # noqa: PYI034
+                requires_grad: bool = True) -> Parameter:
         if data is None:
             arr = np.zeros((0,), np.float32)
         elif isinstance(data, Tensor):
@@ -40,7 +40,7 @@ class Parameter(Tensor):
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
-    def __deepcopy__(self, memo) -> "Parameter":
+    def __deepcopy__(self, memo) -> Parameter:
         if id(self) in memo:
             return memo[id(self)]
         out = Parameter(Tensor._make(np.array(self._data, copy=True)), self.requires_grad)

@@ -2,8 +2,8 @@
 
 Parameter names and shapes are PyTorch's (`weight_ih_l0`, `bias_hh_l1_reverse`, gates stacked
 in the order i, f, g, o for LSTM and r, z, n for GRU), all initialised U(-1/sqrt(H), 1/sqrt(H)).
-A layer computes the input projection of all time steps with one matmul, then loops over time
-with the hidden projection; the loop unrolls into plain Tensor ops, so it traces.
+The time loop unrolls into plain Tensor ops (two matmuls and the gate arithmetic per step), so
+it traces; steps pass Tensors between layers directly rather than slicing stacked sequences.
 """
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ class RNNBase(Module):
 
     def _weights(self, layer: int, direction: int):
         sfx = "_reverse" if direction else ""
-        get = lambda n: getattr(self, f"{n}_l{layer}{sfx}") if (  # noqa: E731
+        get = lambda n: getattr(self, f"{n}_l{layer}{sfx}") if (
             self.bias or n.startswith("weight")) else None
         return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
 
@@ -129,25 +129,29 @@ class RNNBase(Module):
             self._check_hidden(h0, hshape)
             if lstm:
                 self._check_hidden(c0, hshape, "cell")
+        # per-step inputs: layer 0 slices the input once per step; later layers read the
+        # previous layer's step outputs directly (no stack-then-slice, whose backward would
+        # materialise a full-size gradient for every step)
+        inputs = [x[t] for t in range(steps)]
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             outs = []
             for d in range(dirs):
                 w_ih, w_hh, b_ih, b_hh = self._weights(layer, d)
-                gi = F.linear(x, w_ih, b_ih)                    # all time steps at once
                 k = layer * dirs + d
                 h, c = h0[k], (c0[k] if lstm else None)
                 seq = [None] * steps
                 for t in (range(steps - 1, -1, -1) if d else range(steps)):
-                    h, c = _step(self.mode, gi[t], h, c, w_hh, b_hh)
+                    gi = F.linear(inputs[t], w_ih, b_ih)
+                    h, c = _step(self.mode, gi, h, c, w_hh, b_hh)
                     seq[t] = h
-                outs.append(stack(seq, 0))
+                outs.append(seq)
                 h_n.append(h)
                 c_n.append(c)
-            x = outs[0] if dirs == 1 else cat(outs, -1)
+            inputs = outs[0] if dirs == 1 else [cat([f, b], -1) for f, b in zip(*outs)]
             if self.dropout and self.training and layer < self.num_layers - 1:
-                x = F.dropout(x, self.dropout, True)
-        out = x
+                inputs = [F.dropout(v, self.dropout, True) for v in inputs]
+        out = stack(inputs, 0)
         hn = stack(h_n, 0)
         cn = stack(c_n, 0) if lstm else None
         if not batched:

@@ -151,21 +151,19 @@ def broadcast_shapes(*shapes: tuple) -> tuple:
         return tuple(shapes[0])
     ndim = max(len(s) for s in shapes)
     out = [1] * ndim
-    for s in shapes:
-        off = ndim - len(s)
-        for i, n in enumerate(s):
-            j = off + i
-            if n == out[j] or n == 1:
+    for j in range(ndim - 1, -1, -1):  # trailing dims first: the one PyTorch reports
+        first = None  # the shape that set out[j]
+        for s in shapes:
+            n = _dim(s, j, ndim)
+            if n == 1:
                 continue
             if out[j] == 1:
-                out[j] = n
-                continue
-            a = next(t for t in shapes if len(t) > i - off + len(t) - ndim and
-                     _dim(t, j, ndim) not in (1, n))
-            raise RuntimeError(
-                f"The size of tensor a ({_dim(a, j, ndim)}) must match the size of tensor b "
-                f"({n}) at non-singleton dimension {j}; shapes {tuple(a)} and {tuple(s)} "
-                f"cannot be broadcast together")
+                out[j], first = n, s
+            elif n != out[j]:
+                raise RuntimeError(
+                    f"The size of tensor a ({out[j]}) must match the size of tensor b ({n}) at "
+                    f"non-singleton dimension {j}; shapes {tuple(first)} and {tuple(s)} "
+                    f"cannot be broadcast together")
     return tuple(out)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import types
-from typing import Callable
+from collections.abc import Callable
 
 from .optimizer import Optimizer
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import gc
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -89,16 +90,18 @@ def time_fns(fns: Sequence[Callable[[], Any]], *, warmup: int = 2, reps: int | N
     On a shared machine the load drifts during a run; interleaving makes the drift fall on all
     of them alike, so that their ratio (a speedup) stays fair. `target_s` is per function.
     """
+    rounds = max(warmup, 1) if reps is None else warmup
+    est = 0.0  # seconds per repetition of all of them: the last warm-up round, timed
     for fn in fns:
-        for _ in range(warmup):
-            fn()
-    if reps is None:
-        t0 = time.perf_counter()
-        for fn in fns:
-            for _ in range(number):
+        for i in range(rounds):
+            last = i == rounds - 1
+            t0 = time.perf_counter()
+            for _ in range(number if last else 1):
                 fn()
-        est = max(time.perf_counter() - t0, 1e-9)
-        reps = int(min(max_reps, max(min_reps, target_s * len(fns) // est)))
+            if last:
+                est += time.perf_counter() - t0
+    if reps is None:
+        reps = int(min(max_reps, max(min_reps, target_s * len(fns) // max(est, 1e-9))))
     times: list[list[float]] = [[] for _ in fns]
     enabled = gc.isenabled()
     gc.collect()
@@ -317,8 +320,8 @@ def measure(case: Case, *, backend: str = "llvm", compiler: Callable | None = No
     mismatch the compiled column holds the mismatch and no time.
     """
     say = progress or (lambda s: None)
-    timing = dict(warmup=warmup, min_reps=min_reps, max_reps=max_reps, target_s=target_s,
-                  number=case.number)
+    timing = {"warmup": warmup, "min_reps": min_reps, "max_reps": max_reps,
+              "target_s": target_s, "number": case.number}
     res = Result()
     say("eager reference")
     names, ref = reference or case.collect(case.run(case.fn))

@@ -348,8 +348,8 @@ class _Lowering:
     def reduction(self) -> None:
         k = self.k
         n = self.k.npasses
-        inner_st = [s for s, st in enumerate(k.stores) if self.inner(st.step)]
-        outer_st = [s for s, st in enumerate(k.stores) if not self.inner(st.step)]
+        inner_st = [s for s, st in enumerate(k.stores) if st.inner]
+        outer_st = [s for s, st in enumerate(k.stores) if not st.inner]
         f = _Fn(self, "main")
         b = f.b
         qtot = _c(1)
@@ -372,7 +372,7 @@ class _Lowering:
                 for a, i in enumerate(self.reds):
                     slot = b.gep(f.scratch, [b.mul(b.add(b.mul(w, _c(len(self.reds))), _c(a)),
                                                    _c(8))], inbounds=True)
-                    b.store(f.scope_get(i) if False else f.scopes[-1][i],
+                    b.store(f.scopes[-1][i],
                             b.bitcast(slot, self.accs[i].ty.as_pointer()))
             else:
                 late = [s for s in inner_st if k.steps[k.stores[s].step].after == n]

@@ -26,24 +26,51 @@ class D:
     def __init__(self, e: Emitter, v: ir.Value):
         self.e, self.v = e, v
 
-    def _o(self, o):
+    def _o(self, o: D | float) -> ir.Value:
         return o.v if isinstance(o, D) else self.e.cf(o)
 
-    def __add__(self, o): return D(self.e, self.e.b.fadd(self.v, self._o(o)))
-    def __radd__(self, o): return D(self.e, self.e.b.fadd(self._o(o), self.v))
-    def __sub__(self, o): return D(self.e, self.e.b.fsub(self.v, self._o(o)))
-    def __rsub__(self, o): return D(self.e, self.e.b.fsub(self._o(o), self.v))
-    def __mul__(self, o): return D(self.e, self.e.b.fmul(self.v, self._o(o)))
-    def __rmul__(self, o): return D(self.e, self.e.b.fmul(self._o(o), self.v))
-    def __truediv__(self, o): return D(self.e, self.e.b.fdiv(self.v, self._o(o)))
-    def __rtruediv__(self, o): return D(self.e, self.e.b.fdiv(self._o(o), self.v))
-    def __neg__(self): return D(self.e, self.e.b.fneg(self.v))
+    def __add__(self, o: D | float) -> D:
+        return D(self.e, self.e.b.fadd(self.v, self._o(o)))
+
+    def __radd__(self, o: D | float) -> D:
+        return D(self.e, self.e.b.fadd(self._o(o), self.v))
+
+    def __sub__(self, o: D | float) -> D:
+        return D(self.e, self.e.b.fsub(self.v, self._o(o)))
+
+    def __rsub__(self, o: D | float) -> D:
+        return D(self.e, self.e.b.fsub(self._o(o), self.v))
+
+    def __mul__(self, o: D | float) -> D:
+        return D(self.e, self.e.b.fmul(self.v, self._o(o)))
+
+    def __rmul__(self, o: D | float) -> D:
+        return D(self.e, self.e.b.fmul(self._o(o), self.v))
+
+    def __truediv__(self, o: D | float) -> D:
+        return D(self.e, self.e.b.fdiv(self.v, self._o(o)))
+
+    def __rtruediv__(self, o: D | float) -> D:
+        return D(self.e, self.e.b.fdiv(self._o(o), self.v))
+
+    def __neg__(self) -> D:
+        return D(self.e, self.e.b.fneg(self.v))
+
     # Ordered comparisons (False when either side is NaN); they return raw i1 masks.
-    def __lt__(self, o): return self.e.b.fcmp_ordered("<", self.v, self._o(o))
-    def __le__(self, o): return self.e.b.fcmp_ordered("<=", self.v, self._o(o))
-    def __gt__(self, o): return self.e.b.fcmp_ordered(">", self.v, self._o(o))
-    def __ge__(self, o): return self.e.b.fcmp_ordered(">=", self.v, self._o(o))
-    def eq(self, o): return self.e.b.fcmp_ordered("==", self.v, self._o(o))
+    def __lt__(self, o: D | float) -> ir.Value:
+        return self.e.b.fcmp_ordered("<", self.v, self._o(o))
+
+    def __le__(self, o: D | float) -> ir.Value:
+        return self.e.b.fcmp_ordered("<=", self.v, self._o(o))
+
+    def __gt__(self, o: D | float) -> ir.Value:
+        return self.e.b.fcmp_ordered(">", self.v, self._o(o))
+
+    def __ge__(self, o: D | float) -> ir.Value:
+        return self.e.b.fcmp_ordered(">=", self.v, self._o(o))
+
+    def eq(self, o: D | float) -> ir.Value:
+        return self.e.b.fcmp_ordered("==", self.v, self._o(o))
 
 
 class I:
@@ -53,20 +80,41 @@ class I:
     def __init__(self, e: Emitter, v: ir.Value):
         self.e, self.v = e, v
 
-    def _o(self, o):
+    def _o(self, o: I | int) -> ir.Value:
         return o.v if isinstance(o, I) else self.e.ci(o)
 
-    def __add__(self, o): return I(self.e, self.e.b.add(self.v, self._o(o)))
-    def __sub__(self, o): return I(self.e, self.e.b.sub(self.v, self._o(o)))
-    def __mul__(self, o): return I(self.e, self.e.b.mul(self.v, self._o(o)))
-    def __and__(self, o): return I(self.e, self.e.b.and_(self.v, self._o(o)))
-    def __or__(self, o): return I(self.e, self.e.b.or_(self.v, self._o(o)))
-    def __lshift__(self, o): return I(self.e, self.e.b.shl(self.v, self._o(o)))
-    def __rshift__(self, o): return I(self.e, self.e.b.ashr(self.v, self._o(o)))
-    def lshr(self, o): return I(self.e, self.e.b.lshr(self.v, self._o(o)))
-    def ne(self, o): return self.e.b.icmp_signed("!=", self.v, self._o(o))
-    def __gt__(self, o): return self.e.b.icmp_signed(">", self.v, self._o(o))
-    def __lt__(self, o): return self.e.b.icmp_signed("<", self.v, self._o(o))
+    def __add__(self, o: I | int) -> I:
+        return I(self.e, self.e.b.add(self.v, self._o(o)))
+
+    def __sub__(self, o: I | int) -> I:
+        return I(self.e, self.e.b.sub(self.v, self._o(o)))
+
+    def __mul__(self, o: I | int) -> I:
+        return I(self.e, self.e.b.mul(self.v, self._o(o)))
+
+    def __and__(self, o: I | int) -> I:
+        return I(self.e, self.e.b.and_(self.v, self._o(o)))
+
+    def __or__(self, o: I | int) -> I:
+        return I(self.e, self.e.b.or_(self.v, self._o(o)))
+
+    def __lshift__(self, o: I | int) -> I:
+        return I(self.e, self.e.b.shl(self.v, self._o(o)))
+
+    def __rshift__(self, o: I | int) -> I:
+        return I(self.e, self.e.b.ashr(self.v, self._o(o)))
+
+    def lshr(self, o: I | int) -> I:
+        return I(self.e, self.e.b.lshr(self.v, self._o(o)))
+
+    def ne(self, o: I | int) -> ir.Value:
+        return self.e.b.icmp_signed("!=", self.v, self._o(o))
+
+    def __gt__(self, o: I | int) -> ir.Value:
+        return self.e.b.icmp_signed(">", self.v, self._o(o))
+
+    def __lt__(self, o: I | int) -> ir.Value:
+        return self.e.b.icmp_signed("<", self.v, self._o(o))
 
 
 class Emitter:
@@ -77,7 +125,7 @@ class Emitter:
         self.ft = F64 if lanes is None else ir.VectorType(F64, lanes)
         self.it = I64 if lanes is None else ir.VectorType(I64, lanes)
 
-    def _splat(self, ty, scalar_ty, v):
+    def _splat(self, ty: ir.Type, scalar_ty: ir.Type, v: float) -> ir.Constant:
         c = ir.Constant(scalar_ty, v)
         return c if self.lanes is None else ir.Constant(ty, [c] * self.lanes)
 
@@ -88,10 +136,10 @@ class Emitter:
         v &= (1 << 64) - 1
         return self._splat(self.it, I64, v - (1 << 64) if v >> 63 else v)
 
-    def d(self, v) -> D:
+    def d(self, v: D | float) -> D:
         return v if isinstance(v, D) else D(self, self.cf(v))
 
-    def intr(self, name: str, *args: D) -> D:
+    def intr(self, name: str, *args: D | float) -> D:
         """Call ``llvm.<name>`` on f64 args; only single-instruction intrinsics are used."""
         suffix = "f64" if self.lanes is None else f"v{self.lanes}f64"
         fnty = ir.FunctionType(self.ft, [self.ft] * len(args))
@@ -100,19 +148,19 @@ class Emitter:
         fn = mod.globals.get(full) or ir.Function(mod, fnty, full)
         return D(self, self.b.call(fn, [self.d(a).v for a in args]))
 
-    def fma(self, a, b, c) -> D:           # exact a*b+c with one rounding (TwoProduct)
+    def fma(self, a: D | float, b: D | float, c: D | float) -> D:           # exact a*b+c with one rounding (TwoProduct)
         return self.intr("fma", a, b, c)
 
-    def fabs(self, a) -> D:
+    def fabs(self, a: D) -> D:
         return self.intr("fabs", a)
 
-    def copysign(self, a, b) -> D:
+    def copysign(self, a: D | float, b: D) -> D:
         return self.intr("copysign", a, b)
 
-    def trunc(self, a) -> D:
+    def trunc(self, a: D) -> D:
         return self.intr("trunc", a)
 
-    def sel(self, m: ir.Value, a, b):
+    def sel(self, m: ir.Value, a: D | I | float, b: D | I | float) -> D | I:
         if isinstance(a, I) or isinstance(b, I) or (type(a) is int and type(b) is int):
             a = a if isinstance(a, I) else I(self, self.ci(a))
             b = b if isinstance(b, I) else I(self, self.ci(b))
@@ -166,7 +214,7 @@ class Emitter:
             gv.initializer = ir.Constant(aty, [w - (1 << 32) if w >> 31 else w for w in table])
         zero = ir.Constant(I32, 0)
 
-        def one(i):
+        def one(i: ir.Value) -> ir.Value:
             return self.b.zext(self.b.load(self.b.gep(gv, [zero, i], inbounds=True)), I64)
         if self.lanes is None:
             return I(self, one(idx.v))
@@ -185,7 +233,7 @@ def two_sum(a: D, b: D) -> tuple[D, D]:
     return s, (a - (s - bb)) + (b - bb)
 
 
-def fast_two_sum(a, b) -> tuple[D, D]:
+def fast_two_sum(a: D | float, b: D | float) -> tuple[D, D]:
     """Dekker's FastTwoSum, valid when |a| >= |b| (or a == 0)."""
     s = a + b
     return s, b - (s - a)

@@ -9,7 +9,7 @@ range reduction with a 40-bit ln2 head for exp/log, double-double ("dd") arithme
 exact fma products where a result must be more accurate than one double (exp, log, pow),
 an integer Payne-Hanek reduction by pi/2 that is exact for every finite double (sin/cos),
 and Chebyshev near-minimax polynomials fitted with mpmath (see ``mathcoef``).  ``prec``
-is ``'d'`` for f64 results and ``'s'`` for f32 results (shorter polynomials, ~2^-40).
+is ``'d'`` for f64 results and ``'s'`` for f32 results (shorter polynomials, ~2^-38).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from .mathir import (
 
 
 # ---------------------------------------------------------------- exp family
-def exp_core(e: Emitter, a_hi: D, a_lo, prec: str) -> tuple[I, D, D]:
+def exp_core(e: Emitter, a_hi: D, a_lo: D | float, prec: str) -> tuple[I, D, D]:
     """exp(a_hi + a_lo) = 2**k * (1 + t_hi + t_lo) for |a_hi| <= 1400, |a_lo| << 1.
 
     Cody-Waite: k = rint(a / ln2), r = a - k*ln2 with ln2 = LN2_HI (40 bits, so k*LN2_HI
@@ -54,13 +54,14 @@ def exp(e: Emitter, x: D, prec: str) -> D:
 
 def expm1(e: Emitter, x: D, prec: str) -> D:
     k, t_hi, t_lo = exp_core(e, e.clamp(x, -50.0, 710.0), 0.0, prec)
-    # |k| <= 60: expm1 = (2^k - 1) + 2^k t, where 2^k - 1 is exact for |k| <= 53 and the
-    # sum is compensated; k = 0 gives t itself (no cancellation for small x).
-    two_k = pow2(e, e.sel(k > 100, 100, k))
-    s, err = two_sum(two_k - 1.0, two_k * t_hi)
-    small = s + (err + two_k * t_lo)
+    # k <= 60: expm1 = 2^k (p_hi + p_lo) - 1 with 1 + t = p_hi + p_lo in double-double and
+    # the subtraction done by TwoSum, so there is no cancellation error; k = 0 gives t.
     p_hi, p_lo = fast_two_sum(1.0, t_hi)
-    big = scale2(e, p_hi + (p_lo + t_lo), k)      # k > 60: the -1 is below half an ulp
+    p_lo = p_lo + t_lo
+    two_k = pow2(e, e.sel(k > 100, 100, k))
+    s, err = two_sum(p_hi * two_k, e.d(-1.0))
+    small = s + (err + p_lo * two_k)
+    big = scale2(e, p_hi + p_lo, k)               # k > 60: the -1 is far below half an ulp
     res = e.sel(k > 60, big, small)
     return e.sel(x.eq(0.0), x, res)               # expm1(-0) = -0
 
@@ -109,7 +110,7 @@ def erf(e: Emitter, x: D, prec: str) -> D:
 
 
 # ---------------------------------------------------------------- log family
-def log_core(e: Emitter, u: D, c_over_u, k_adj, prec: str) -> tuple[D, D]:
+def log_core(e: Emitter, u: D, c_over_u: D | float, k_adj: I | int, prec: str) -> tuple[D, D]:
     """log(u) + c_over_u as a double-double, for positive normal finite u.
 
     u = 2^k m with m in [sqrt(1/2), sqrt(2)); f = m - 1 (exact), s = f / (2 + f) in dd and

@@ -1,0 +1,233 @@
+"""nn.Module and the containers: registration by attribute, traversal, state_dict keys and
+load_state_dict (tensors or numpy arrays, strict), modes, zero_grad, apply, hooks, dtype
+conversion, deepcopy and the printed repr, as in PyTorch."""
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import tracejit as tj
+from tracejit import nn
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(4, 3)
+        self.bn = nn.BatchNorm1d(3)
+        self.fc2 = nn.Linear(3, 2, bias=False)
+        self.scale = nn.Parameter(tj.ones(1))
+        self.register_buffer("steps", tj.zeros((), dtype=tj.int64))
+        self.register_buffer("cache", tj.zeros(2), persistent=False)
+        self.not_registered = tj.zeros(3)     # a plain tensor attribute: not state
+
+    def forward(self, x):
+        return self.fc2(self.bn(self.fc1(x)).relu()) * self.scale
+
+
+def test_parameter_is_a_leaf_tensor():
+    p = nn.Parameter(tj.zeros(2))
+    assert isinstance(p, tj.Tensor) and p.requires_grad and p.is_leaf
+    assert not nn.Parameter(tj.zeros(2), requires_grad=False).requires_grad
+    (p * 2).sum().backward()
+    assert type(p.grad) is tj.Tensor and type(p * 2) is tj.Tensor
+    assert repr(p).startswith("Parameter containing:\ntensor([0., 0.]")
+    with pytest.raises(TypeError, match="Tensor"):
+        nn.Parameter([1.0])
+
+
+def test_registration_and_traversal():
+    net = Net()
+    assert [n for n, _ in net.named_parameters()] == [
+        "scale", "fc1.weight", "fc1.bias", "bn.weight", "bn.bias", "fc2.weight"]
+    assert [n for n, _ in net.named_parameters(recurse=False)] == ["scale"]
+    assert [n for n, _ in net.named_buffers()] == [
+        "steps", "cache", "bn.running_mean", "bn.running_var", "bn.num_batches_tracked"]
+    assert [n for n, _ in net.named_children()] == ["fc1", "bn", "fc2"]
+    assert [n for n, _ in net.named_modules()] == ["", "fc1", "bn", "fc2"]
+    assert len(list(net.modules())) == 4
+    assert net.get_submodule("bn") is net.bn and net.get_parameter("fc1.bias") is net.fc1.bias
+    assert "fc1" in dir(net)
+
+
+def test_state_dict_keys_values_and_sharing():
+    net = Net()
+    sd = net.state_dict()
+    assert list(sd) == ["scale", "steps", "fc1.weight", "fc1.bias", "bn.weight", "bn.bias",
+                        "bn.running_mean", "bn.running_var", "bn.num_batches_tracked",
+                        "fc2.weight"]   # "cache" is not persistent
+    assert isinstance(sd, OrderedDict) and not sd["fc1.weight"].requires_grad
+    # values are detached but share memory, as PyTorch's
+    with tj.no_grad():
+        net.fc1.weight.fill_(3.0)
+    assert (sd["fc1.weight"].numpy() == 3.0).all()
+    assert net.state_dict(keep_vars=True)["fc1.weight"] is net.fc1.weight
+
+
+def test_load_state_dict_from_tensors_and_numpy_arrays():
+    a, b = Net(), Net()
+    b.load_state_dict(a.state_dict())
+    for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert (x.numpy() == y.numpy()).all(), k
+    params = list(b.parameters())
+    # a PyTorch state dict converted to numpy (float64 values are cast to the param dtype)
+    arrays = {k: np.full(v.shape, 0.5, np.float64) for k, v in a.state_dict().items()}
+    arrays["steps"] = np.array(7)
+    b.load_state_dict(arrays)
+    assert next(b.parameters()) is params[0]          # copied in place
+    assert b.fc1.weight.dtype is tj.float32 and (b.fc1.weight.detach().numpy() == 0.5).all()
+    assert b.steps.item() == 7
+
+
+def test_load_state_dict_strict_errors():
+    net = Net()
+    sd = net.state_dict()
+    del sd["fc1.bias"]
+    sd["extra"] = tj.zeros(1)
+    with pytest.raises(RuntimeError) as e:
+        net.load_state_dict(sd)
+    msg = str(e.value)
+    assert "Error(s) in loading state_dict for Net" in msg
+    assert 'Missing key(s) in state_dict: "fc1.bias"' in msg
+    assert 'Unexpected key(s) in state_dict: "extra"' in msg
+    res = net.load_state_dict(sd, strict=False)
+    assert res.missing_keys == ["fc1.bias"] and res.unexpected_keys == ["extra"]
+    bad = net.state_dict()
+    bad["fc1.weight"] = tj.zeros(2, 2)
+    with pytest.raises(RuntimeError, match="size mismatch for fc1.weight: copying a param "
+                       r"with shape tracejit.Size\(\[2, 2\]\) from checkpoint"):
+        net.load_state_dict(bad)
+
+
+def test_setattr_rules():
+    net = Net()
+    with pytest.raises(TypeError, match="cannot assign 'Tensor' as parameter 'scale'"):
+        net.scale = tj.ones(1)
+    net.scale = None
+    assert "scale" not in dict(net.named_parameters())
+    net.steps = tj.ones((), dtype=tj.int64)              # buffers accept tensors
+    assert net.state_dict()["steps"].item() == 1
+    net.fc2 = nn.Linear(3, 5)                            # replacing a child
+    assert net.fc2.out_features == 5
+    del net.fc2
+    assert "fc2" not in dict(net.named_children())
+
+    class Early(nn.Module):
+        def __init__(self):
+            self.w = nn.Parameter(tj.zeros(1))
+    with pytest.raises(AttributeError, match="before Module.__init__"):
+        Early()
+    with pytest.raises(AttributeError, match="has no attribute 'weight'"):
+        _ = nn.ReLU().weight
+    with pytest.raises(NotImplementedError, match="forward"):
+        nn.Module()(tj.zeros(1))
+
+
+def test_train_eval_zero_grad_requires_grad_apply():
+    net = Net()
+    net.eval()
+    assert not any(m.training for m in net.modules())
+    net.train()
+    assert all(m.training for m in net.modules())
+    net(tj.randn(5, 4)).sum().backward()
+    assert net.fc1.weight.grad is not None
+    net.zero_grad(set_to_none=False)
+    assert (net.fc1.weight.grad.numpy() == 0).all()
+    net.zero_grad()
+    assert net.fc1.weight.grad is None
+    net.requires_grad_(False)
+    assert not any(p.requires_grad for p in net.parameters())
+    seen = []
+    net.apply(lambda m: seen.append(type(m).__name__))
+    assert seen == ["Linear", "BatchNorm1d", "Linear", "Net"]      # children first
+
+
+def test_forward_hooks():
+    lin = nn.Linear(2, 2)
+    calls = []
+    h1 = lin.register_forward_pre_hook(lambda m, args: (args[0] * 0,))
+    h2 = lin.register_forward_hook(lambda m, args, out: calls.append(out.shape) or out + 1)
+    out = lin(tj.ones(3, 2))
+    assert calls == [(3, 2)]
+    assert np.allclose(out.detach().numpy(), lin.bias.detach().numpy() + 1)
+    h1.remove()
+    h2.remove()
+    assert np.allclose(lin(tj.zeros(1, 2)).detach().numpy(), lin.bias.detach().numpy())
+
+
+def test_dtype_conversion_keeps_parameter_identity_and_deepcopy():
+    net = Net()
+    w = net.fc1.weight
+    net.double()
+    assert net.fc1.weight is w and w.dtype is tj.float64
+    assert net.steps.dtype is tj.int64                    # integer buffers are not cast
+    assert net(tj.randn(2, 4, dtype=tj.float64)).dtype is tj.float64
+    clone = copy.deepcopy(net)
+    assert isinstance(clone.fc1.weight, nn.Parameter)
+    with tj.no_grad():
+        clone.fc1.weight.fill_(0.0)
+    assert not (net.fc1.weight.detach().numpy() == 0).all()
+
+
+def test_repr_matches_pytorch():
+    net = Net()
+    assert repr(net) == (
+        "Net(\n"
+        "  (fc1): Linear(in_features=4, out_features=3, bias=True)\n"
+        "  (bn): BatchNorm1d(3, eps=1e-05, momentum=0.1, affine=True, bias=True, "
+        "track_running_stats=True)\n"
+        "  (fc2): Linear(in_features=3, out_features=2, bias=False)\n"
+        ")")
+    seq = nn.Sequential(nn.Linear(1, 2), nn.Sequential(nn.ReLU(), nn.Dropout(0.1)))
+    assert repr(seq) == (
+        "Sequential(\n"
+        "  (0): Linear(in_features=1, out_features=2, bias=True)\n"
+        "  (1): Sequential(\n"
+        "    (0): ReLU()\n"
+        "    (1): Dropout(p=0.1, inplace=False)\n"
+        "  )\n"
+        ")")
+
+
+def test_sequential():
+    seq = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    assert len(seq) == 3 and isinstance(seq[-1], nn.Linear)
+    assert list(seq.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert isinstance(seq[:2], nn.Sequential) and len(seq[:2]) == 2
+    assert seq(tj.randn(4, 2)).shape == (4, 1)
+    seq.append(nn.Sigmoid())
+    assert len(seq) == 4
+    del seq[1]
+    assert [k for k, _ in seq.named_children()] == ["0", "1", "2"]
+    named = nn.Sequential(OrderedDict([("enc", nn.Linear(2, 2)), ("act", nn.Tanh())]))
+    assert list(named.state_dict()) == ["enc.weight", "enc.bias"]
+    with pytest.raises(IndexError):
+        seq[10]
+
+
+def test_module_list_and_dict():
+    layers = nn.ModuleList([nn.Linear(2, 2) for _ in range(3)])
+    assert len(layers) == 3 and len(list(layers.parameters())) == 6
+    layers.append(nn.Linear(2, 1))
+    assert list(layers.state_dict())[-1] == "3.bias"
+    assert isinstance(layers[1:], nn.ModuleList)
+    x = tj.randn(1, 2)
+    for layer in layers:
+        x = layer(x)
+    assert x.shape == (1, 1)
+    d = nn.ModuleDict({"a": nn.Linear(1, 1), "b": nn.ReLU()})
+    d["c"] = nn.Linear(1, 2)
+    assert list(d.keys()) == ["a", "b", "c"] and "c" in d and len(d) == 3
+    assert list(d.state_dict()) == ["a.weight", "a.bias", "c.weight", "c.bias"]
+    with pytest.raises(TypeError, match="not a Module"):
+        nn.ModuleList([tj.zeros(1)])
+
+
+def test_shared_parameters_are_listed_once():
+    lin = nn.Linear(2, 2)
+    seq = nn.Sequential(lin, nn.ReLU(), lin)
+    assert len(list(seq.parameters())) == 2
+    assert list(seq.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]

@@ -1,0 +1,201 @@
+"""`CudaArray`: what a CUDA tensor's `_data` is - a strided view of a 1-D numba device buffer.
+
+Shape, element strides and element offset live on the host, so every view numpy makes without a
+copy (reshape, permute, expand, slicing, flip) is one here too, and kernels read any view through
+its strides. Views are computed by numpy itself on a stand-in array whose strides point at a
+1-element buffer (`_stand_in`): numpy never touches the memory of a view it makes, so the
+rules are numpy's exactly. The class refuses the numpy protocols (`__array_ufunc__ = None`,
+`__array__` raises TypeError as torch's CUDA tensors do): an op-table numpy implementation that
+meets one raises TypeError, which is how `tensor.apply` sends the op to `eager.py`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import config, cuda
+
+SIM = bool(config.ENABLE_CUDASIM)
+DTYPES = ("float32", "float64", "int32", "int64", "bool")
+_NUMPY_MSG = ("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the "
+              "tensor to host memory first.")
+
+
+class _Flags:
+    __slots__ = ("c_contiguous", "writeable")
+
+    def __init__(self, c: bool, w: bool) -> None:
+        self.c_contiguous, self.writeable = c, w
+
+
+class CudaArray:
+    __slots__ = ("buf", "shape", "strides", "offset", "dtype", "base", "writeable")
+    __tracejit_device__ = "cuda"
+    __array_ufunc__ = None
+    device_index = 0
+
+    def __init__(self, buf, shape, strides, offset, dtype, base=None, writeable=True) -> None:
+        self.buf = buf                       # 1-D numba device array: the allocation
+        self.shape = tuple(shape)
+        self.strides = tuple(strides)        # in elements
+        self.offset = int(offset)            # in elements
+        self.dtype = np.dtype(dtype)
+        self.base = base                     # the owning CudaArray of a view (numpy's rule)
+        self.writeable = writeable
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    @property
+    def flags(self) -> _Flags:
+        return _Flags(self.strides == contiguous_strides(self.shape) or self.size <= 1,
+                      self.writeable)
+
+    # --- numpy refuses us (see the module docstring) ---
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(_NUMPY_MSG)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return NotImplemented
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("a CUDA array has no numpy methods; tracejit runs its ops on the GPU")
+
+    reshape = transpose = astype = __getitem__ = __setitem__ = _refuse
+
+    # --- what the autograd engine and in-place ops need ---
+    def copy(self) -> "CudaArray":
+        from . import eager
+        return eager.copy(self)
+
+    def __iadd__(self, other):
+        from . import eager
+        eager.add_into(self, other)
+        return self
+
+    def copy_to_host(self) -> np.ndarray:
+        return to_host(self)
+
+    def __repr__(self) -> str:
+        return f"CudaArray(shape={self.shape}, dtype={self.dtype}, strides={self.strides})"
+
+
+def contiguous_strides(shape) -> tuple:
+    out, s = [], 1
+    for n in reversed(tuple(shape)):
+        out.append(s)
+        s *= max(n, 1)
+    return tuple(reversed(out))
+
+
+def check_dtype(dtype) -> None:
+    name = np.dtype(dtype).name
+    if name not in DTYPES:
+        raise RuntimeError(f"dtype {name} is not supported on CUDA by tracejit (supported: "
+                           f"{', '.join(DTYPES)}); convert first, e.g. .float() or .int()")
+
+
+def empty(shape, dtype) -> CudaArray:
+    check_dtype(dtype)
+    shape = tuple(int(s) for s in shape)
+    n = 1
+    for s in shape:
+        n *= s
+    return CudaArray(cuda.device_array(max(n, 1), dtype), shape, contiguous_strides(shape), 0,
+                     dtype)
+
+
+def from_host(a: np.ndarray) -> CudaArray:
+    check_dtype(a.dtype)
+    a = np.ascontiguousarray(a)
+    flat = a.reshape(-1) if a.size else np.zeros(1, a.dtype)
+    return CudaArray(cuda.to_device(flat), a.shape, contiguous_strides(a.shape), 0, a.dtype)
+
+
+def to_host(a: CudaArray) -> np.ndarray:
+    """A fresh numpy array with a's values; copies only the span of the buffer a covers."""
+    if a.size == 0:
+        return np.zeros(a.shape, a.dtype)
+    lo = a.offset + sum(s * (n - 1) for s, n in zip(a.strides, a.shape) if s < 0)
+    hi = a.offset + sum(s * (n - 1) for s, n in zip(a.strides, a.shape) if s > 0)
+    span = a.buf[lo:hi + 1].copy_to_host()
+    v = np.lib.stride_tricks.as_strided(span[a.offset - lo:], a.shape,
+                                        [s * a.itemsize for s in a.strides])
+    return np.array(v, copy=True)
+
+
+def view(a: CudaArray, shape, strides, offset, writeable=None) -> CudaArray:
+    return CudaArray(a.buf, shape, strides, offset, a.dtype, a.base if a.base is not None else a,
+                     a.writeable if writeable is None else writeable)
+
+
+def _stand_in(a: CudaArray) -> tuple:
+    one = np.empty(1, a.dtype)
+    return np.lib.stride_tricks.as_strided(one, a.shape, [s * a.itemsize for s in a.strides]), \
+        one.__array_interface__["data"][0]
+
+
+def _like(a: CudaArray, v: np.ndarray, ptr0: int, writeable=None) -> CudaArray:
+    off = a.offset + (v.__array_interface__["data"][0] - ptr0) // a.itemsize
+    return view(a, v.shape, [s // a.itemsize for s in v.strides], off, writeable)
+
+
+def reshape(a: CudaArray, shape) -> CudaArray | None:
+    """A view with the new shape, or None when numpy would have to copy."""
+    v, p = _stand_in(a)
+    w = v.view()
+    try:
+        w.shape = tuple(shape)
+    except AttributeError:
+        return None
+    return _like(a, w, p)
+
+
+def transpose(a: CudaArray, dims) -> CudaArray:
+    return view(a, [a.shape[d] for d in dims], [a.strides[d] for d in dims], a.offset)
+
+
+def broadcast_to(a: CudaArray, shape) -> CudaArray:
+    shape = tuple(shape)
+    if shape == a.shape:
+        return a
+    lead = len(shape) - a.ndim
+    strides = [0] * lead + [0 if n == 1 and m != 1 else s
+                            for s, n, m in zip(a.strides, a.shape, shape[lead:])]
+    return view(a, shape, strides, a.offset, writeable=False)
+
+
+def basic_index(a: CudaArray, key: tuple) -> CudaArray:
+    """a[key] for a key of ints, slices and None (a view, as numpy's basic indexing)."""
+    v, p = _stand_in(a)
+    return _like(a, v[key], p)
+
+
+def flip(a: CudaArray, dims) -> CudaArray:
+    v, p = _stand_in(a)
+    return _like(a, np.flip(v, dims), p)
+
+
+def sm_count() -> int:
+    """Multiprocessors of the current device (launch sizes aim to fill them)."""
+    global _SMS
+    if _SMS is None:
+        _SMS = 2 if SIM else int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
+    return _SMS
+
+
+_SMS = None

@@ -1,0 +1,193 @@
+"""Lowering one fused `Kernel` (ir/kernel.py) to numba.cuda source, and launching it.
+
+Operands are the distinct values the kernel loads, passed as (1-D device buffer, element
+offset), or as a scalar argument when the value is a host 0-d array (a Python float input, an
+eager scalar); stores write fresh buffers. An operand is addressed as `offset + sum(x_a * s_a)`
+over the iteration axes it follows. `KernelRunner(k)` (compiled path) bakes sizes and each
+load's strides into the source, one variant per stride pattern met (contiguous inputs: one);
+`KernelRunner(k, runtime=True)` (eager path) takes sizes and strides as arguments, so one kernel
+serves every shape of its rank. Three shapes of code:
+  - elementwise: a grid-stride loop over the flat iteration space;
+  - reductions, one block per tile of kept points: `BX` kept points x `BY` lanes splitting the
+    reduce range, each pass accumulating per lane then combining lanes through shared memory (a
+    tree), so later passes and stores see the results; ROW (`BX` = 1) when the innermost axis is
+    reduced (softmax, layer_norm rows), COL (`BX` = 32) when it is kept (column sums);
+  - split reductions (`Kernel.splittable`, few kept points: full sums, column sums): stage 1
+    spreads the reduce range over `gridDim.y` blocks writing partials, stage 2 combines them
+    and runs the epilogue.
+Float32 sums and products accumulate in float64 (as the LLVM backend does), rounded once.
+"""
+from __future__ import annotations
+
+from ...ir.kernel import REDUCTIONS, Kernel
+from ...ops import REGISTRY
+from . import array as A
+from .loader import load
+from .scalar import CudaScalar, E, Emitter, literal
+
+
+def acc_dtype(op: str, dt: str) -> str:
+    if op in ("all", "any"):
+        return "bool"
+    return "float64" if op in ("sum", "prod") and dt == "float32" else dt
+
+
+def store_strides(st, strides) -> list:
+    """A store's strides per iteration axis it follows (sorted), from its array's strides."""
+    out: dict = {}
+    for d, ax in enumerate(st.dims):
+        if ax is not None:
+            out[ax] = out.get(ax, 0) + strides[d]
+    return [out[ax] for ax in sorted(out)]
+
+
+def config(k: Kernel, nkept: int, nred: int, runtime: bool) -> tuple:
+    """(strategy, BX, BY) for a reduction: ROW when the innermost non-trivial axis is reduced."""
+    inner = [a for a in range(len(k.shape)) if k.shape[a] != 1 or runtime]
+    row = bool(inner and inner[-1] in k.reduce_axes) or (nkept == 1 and not runtime)
+    if A.SIM:
+        return ("row", 1, 4) if row else ("col", 4, 2)
+    if row:
+        by = 256 if runtime else min(256, max(32, 1 << max(nred - 1, 1).bit_length()))
+        return "row", 1, by
+    return "col", 32, 8
+
+
+class Variant:
+    """One generated kernel (plus its stage 2 when split) for one operand layout."""
+
+    def __init__(self, source: str, name: str, split: bool) -> None:
+        self.source, self.name, self.split = source, name, split
+        self.fn = load(source, name)
+        self.fn2 = load(source, name + "_2") if split else None
+
+
+class KernelRunner:
+    def __init__(self, k: Kernel, runtime: bool = False) -> None:
+        self.k, self.runtime = k, runtime
+        self.values: list = []           # operand index -> load value node
+        self.op_of: list = []            # load index -> operand index
+        for ld in k.loads:
+            j = next((i for i, v in enumerate(self.values) if v is ld.value), None)
+            if j is None:
+                self.values.append(ld.value)
+                j = len(self.values) - 1
+            self.op_of.append(j)
+        self.pairs = [[(d, a) for d, a in enumerate(ld.dims) if a is not None]
+                      for ld in k.loads]
+        self.axes = [sorted({a for _, a in p}) for p in self.pairs]
+        self.variants: dict = {}
+        self.cfg = None
+        if k.is_reduce:
+            self.cfg = config(k, 0, 0, True) if runtime else config(
+                k, _prod([k.shape[a] for a in k.kept_axes]),
+                _prod([k.shape[a] for a in k.reduce_axes]), False)
+
+    def __str__(self) -> str:
+        return str(self.k)
+
+    # --- per call ---
+    def __call__(self, ins: list, outs: list | None = None, shape: tuple | None = None) -> list:
+        """ins: one array per operand value (CudaArray or host 0-d); returns the stores."""
+        k = self.k
+        shape = tuple(shape) if shape is not None else k.shape
+        if outs is None:
+            outs = [A.empty(st.node.shape if shape == k.shape else
+                            [shape[a] if a is not None else 1 for a in st.dims],
+                            st.node.type.dtype.np) for st in k.stores]
+        scal = tuple(not isinstance(a, A.CudaArray) for a in ins)
+        strides = []
+        for li, ld in enumerate(k.loads):
+            a = ins[self.op_of[li]]
+            if scal[self.op_of[li]]:
+                strides.append(())
+                continue
+            st = dict.fromkeys(self.axes[li], 0)
+            for d, ax in self.pairs[li]:
+                st[ax] += a.strides[d]
+            strides.append(tuple(st[ax] for ax in self.axes[li]))
+        kept = [shape[a] for a in k.kept_axes]
+        nkept, nred, total = _prod(kept), _prod([shape[a] for a in k.reduce_axes]), _prod(shape)
+        if (nkept if k.is_reduce else total) == 0:
+            return outs
+        split, grid, block = self._launch(shape, nkept, nred, total)
+        key = (scal, split) if self.runtime else (scal, split, tuple(strides))
+        v = self.variants.get(key)
+        if v is None:
+            v = self.variants[key] = self._variant(scal, split, None if self.runtime else strides)
+        args = []
+        for a in ins:
+            if isinstance(a, A.CudaArray):
+                args += (a.buf, a.offset)
+            else:
+                args.append(a.item() if hasattr(a, "item") else a)
+        for o in outs:
+            args += (o.buf, o.offset)
+        parts = []
+        if split:
+            for i in self._reductions():
+                st = k.steps[i]
+                parts.append(A.empty((grid[1] * nkept,),
+                                     acc_dtype(st.op, st.dtype.name)).buf)
+        args += parts
+        if self.runtime:
+            args += [s for s in strides for s in s]
+            for st, o in zip(k.stores, outs):
+                args += store_strides(st, o.strides)
+            args += list(shape)
+        args.append(grid[1])
+        v.fn[grid, block](*args)
+        if split:
+            v.fn2[(grid[0], 1), block](*args)
+        return outs
+
+    def _reductions(self) -> list:
+        return [i for i, s in enumerate(self.k.steps) if s.op in REDUCTIONS]
+
+    def _launch(self, shape, nkept, nred, total) -> tuple:
+        k, sms = self.k, A.sm_count()
+        if not k.is_reduce:
+            block = 8 if A.SIM else 256
+            return False, (max(1, min(-(-total // block), sms * (1 if A.SIM else 32))), 1), \
+                (block, 1)
+        _, bx, by = self.cfg
+        blocks = -(-nkept // bx)
+        splits = 1
+        target = sms * (1 if A.SIM else 4)
+        if k.splittable and blocks < target and nred >= by * (2 if A.SIM else 8):
+            splits = max(1, min(-(-target // blocks), -(-nred // (by * (2 if A.SIM else 8))),
+                                65535))
+        grid_x = max(1, min(blocks, 2 if A.SIM else 1 << 20))
+        return splits > 1, (grid_x, splits), (bx, by)
+
+    # --- code generation ---
+    def _variant(self, scal: tuple, split: bool, strides) -> Variant:
+        from .lower import generate
+        name = f"{self.k.name}_{len(self.variants)}"
+        src = generate(self, name, scal, split, strides, self.cfg)
+        return Variant(src, name, split)
+
+
+def _prod(xs) -> int:
+    n = 1
+    for x in xs:
+        n *= x
+    return n
+
+
+def emit_step(em: Emitter, m: CudaScalar, k: Kernel, i: int, vals: dict) -> None:
+    """v{i} = the op-table expression of step i over its arguments' values."""
+    st = k.steps[i]
+    dt = st.dtype.name
+    if st.op == "const":
+        vals[i] = E(literal(st.params["value"], dt), dt)
+        return
+    op = REGISTRY[st.op]
+    params = {p: st.params[p] for p in op.static if p in st.params}
+    r = op.expr(m, *[vals[a] for a in st.args], **params)
+    r = m.cast(r, dt)
+    em.line(f"v{i} = {r}")
+    vals[i] = E(f"v{i}", dt)
+
+
+__all__ = ["KernelRunner", "acc_dtype", "config", "emit_step", "store_strides"]

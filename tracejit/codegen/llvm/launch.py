@@ -1,0 +1,142 @@
+"""Running one compiled kernel on numpy arrays: strides, dim merging, specialisation, threads.
+
+`KernelLauncher` owns a `Kernel`'s machine code (one compile per innermost-stride pattern; the
+IR text is the cache key, so identical kernels compile once per process and come from the disk
+cache in a new one) and, per layout of its input arrays, a `_Plan`: the loop shape and element
+strides packed into the `meta` array, with size-1 dims dropped and adjacent dims merged when
+every operand allows it (a contiguous 4-D elementwise kernel runs as one flat loop), the split
+count of a reduction whose output is too small to keep every thread busy, and the grain that
+makes each thread-pool chunk about 50 us of work. Small kernels run inline on the caller.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from ...ir.kernel import Kernel
+from .. import threadpool
+from . import engine
+from .kernel import loop_dims, lower
+
+_TRANSCENDENTAL = {"exp", "exp2", "expm1", "log", "log2", "log1p", "tanh", "sin", "cos", "erf",
+                   "pow", "sigmoid", "softplus"}
+_CHUNK_NS = 50_000           # target work per thread-pool chunk
+_fns: dict = {}              # IR text -> {name: ctypes function}
+
+
+def _compile(text: str, names: list, nptr: int) -> dict:
+    fns = _fns.get(text)
+    if fns is None:
+        addrs = engine.compile_ir(text, names)
+        proto = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64,
+                                 *([ctypes.c_void_p] * (nptr + 1)))
+        fns = _fns[text] = {n: proto(addrs[n]) for n in names}
+    return fns
+
+
+class _Plan:
+    __slots__ = ("meta", "meta_ptr", "fns", "items", "nsplit", "grain", "fin_grain", "pattern")
+
+
+class KernelLauncher:
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+        self.nk, self.nr = loop_dims(k)
+        self.plans: dict = {}
+        self.patterns: dict = {}
+        self.nacc = sum(1 for s in k.steps if s.params.get("pass") is not None)
+        self.inner_ops = [self._inner(ld.dims) for ld in k.loads] + \
+            [s.inner or not k.is_reduce for s in k.stores]
+        self.dims = [ld.dims for ld in k.loads] + [s.dims for s in k.stores]
+        self.order = list(k.kept_axes) + list(k.reduce_axes)
+        loads = sum(self.inner_ops)
+        heavy = sum(1 for s in k.steps if s.op in _TRANSCENDENTAL)
+        light = len(k.steps) - heavy
+        self.cost_elem = 0.3 * loads + 1.0 * heavy + 0.05 * light + 0.1
+        self.nptr = len(self.dims) + (1 if k.splittable else 0)
+
+    def _inner(self, dims) -> bool:
+        return not self.k.is_reduce or any(d in self.k.reduce_axes for d in dims)
+
+    def __str__(self) -> str:
+        return str(self.k)
+
+    def functions(self, pattern: str) -> dict:
+        fns = self.patterns.get(pattern)
+        if fns is None:
+            text, names = lower(self.k, pattern)
+            fns = self.patterns[pattern] = _compile(text, names, self.nptr)
+        return fns
+
+    def plan(self, arrays: list) -> _Plan:
+        """The plan for these operand arrays (loads then stores), cached by their strides."""
+        key = tuple(a.strides for a in arrays)
+        p = self.plans.get(key)
+        if p is None:
+            p = self.plans[key] = self._make_plan(arrays)
+        return p
+
+    def _make_plan(self, arrays: list) -> _Plan:
+        k = self.k
+        shape = k.shape
+        strides = []
+        for a, dims in zip(arrays, self.dims):
+            st = [0] * len(shape)
+            for s, d in zip(a.strides, dims):
+                if d is not None:
+                    st[d] += s // a.itemsize
+            strides.append(st)
+        nops = len(arrays)
+
+        def merged(axes: list, n: int) -> list:
+            out: list = []          # [size, [stride per operand]]
+            for ax in axes:
+                size, st = shape[ax], [strides[o][ax] for o in range(nops)]
+                if size == 1:
+                    continue
+                if out and all(out[-1][1][o] == st[o] * size for o in range(nops)):
+                    out[-1] = [out[-1][0] * size, st]
+                else:
+                    out.append([size, st])
+            return [[1, [0] * nops]] * (n - len(out)) + out
+        if k.is_reduce:
+            dims = merged(list(k.kept_axes), self.nk) + merged(list(k.reduce_axes), self.nr)
+        else:
+            dims = merged(list(range(len(shape))), self.nk)
+        p = _Plan()
+        last = dims[-1]
+        pat = "".join(("1" if last[1][o] == 1 else "0" if last[1][o] == 0 else "s")
+                      if self.inner_ops[o] else "0" for o in range(nops))
+        nth = threadpool.num_threads()
+        outer = int(np.prod([d[0] for d in dims[:self.nk]]))
+        q = int(np.prod([d[0] for d in dims[self.nk:]])) if k.is_reduce else 1
+        nsplit = 1
+        if k.splittable and outer < 2 * nth and q * self.cost_elem > 2 * _CHUNK_NS:
+            nsplit = max(1, min(-(-4 * nth // max(outer, 1)), q // 16384))
+        meta = [nsplit] + [d[0] for d in dims] + [d[1][o] for o in range(nops) for d in dims]
+        p.meta = np.array(meta, dtype=np.int64)
+        p.meta_ptr = p.meta.ctypes.data
+        p.pattern = pat
+        p.fns = self.functions(pat)
+        p.nsplit = nsplit
+        p.items = outer * nsplit
+        per_item = self.cost_elem * (q / nsplit) * (k.npasses + 1 if k.is_reduce else 1)
+        p.grain = max(1, int(_CHUNK_NS / max(per_item, 1e-3)))
+        p.fin_grain = max(1, int(_CHUNK_NS / max(self.nacc * nsplit * 2.0, 1.0)))
+        return p
+
+    def run(self, ins: list, outs: list) -> None:
+        arrays = ins + outs
+        p = self.plan(arrays)
+        if p.items == 0:
+            return
+        ptrs = [a.ctypes.data for a in arrays]
+        if self.k.splittable:
+            scratch = np.empty(p.items * max(self.nacc, 1), dtype=np.int64)
+            ptrs.append(scratch.ctypes.data)
+            threadpool.parallel_for(p.fns["main"], p.items, (p.meta_ptr, *ptrs), p.grain)
+            threadpool.parallel_for(p.fns["fin"], p.items // p.nsplit, (p.meta_ptr, *ptrs),
+                                    p.fin_grain)
+        else:
+            threadpool.parallel_for(p.fns["main"], p.items, (p.meta_ptr, *ptrs), p.grain)

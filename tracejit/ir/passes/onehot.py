@@ -1,0 +1,111 @@
+"""Row-wise gathers and scatters as one-hot selects, so that they fuse into row kernels.
+
+`x[arange(R)[:, None], idx]` (how cross_entropy picks each row's target log-probability) and the
+`index_put` its gradient traces are, per row, "the element in column idx[i]". Written as a select
+against the column index and a row reduction, they join the softmax-like row kernel instead of
+forcing the row to be written to memory for numpy to gather from; the backward scatter becomes
+elementwise. Indices are wrapped like numpy's (negative counts from the end); an out-of-range
+index must still raise, so each rewrite adds a boolean check output, and `onehot` returns how
+many there are: the caller raises IndexError if any element of one is set.
+
+    before:  %13: f32[16,1] = index %6, %12, %11, key=(('t', 0), ('t', 1))   # %12 = const arange
+    after :  %13.c: i64[1,10] = const [0,...,9] ; %13.m: b8[16,10] = eq %13.c, %11 ;
+             %13.s: f32[16,10] = where %13.m, %6, 0 ; %13: f32[16,1] = sum %13.s, dims=(1,)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ops import dtypes as D
+from ..graph import Graph, Node, TensorType, infer_type
+from ..kernel import leaf_value
+
+KEY = (("t", 0), ("t", 1))
+
+
+def _arange_rows(n: Node, rows: int) -> bool:
+    v = n.value
+    return n.op == "const" and v is not None and v.shape == (rows, 1) and \
+        np.array_equal(v.reshape(-1), np.arange(rows))
+
+
+def _match(n: Node) -> bool:
+    if n.op == "index":
+        x, idx = n.inputs[0], n.inputs[1:]
+    elif n.op == "index_put":
+        x, idx = n.inputs[0], n.inputs[2:]
+        if n.inputs[1].type.dtype is not x.type.dtype:
+            return False
+    else:
+        return False
+    if n.params.get("key") != KEY or x.ndim != 2 or len(idx) != 2:
+        return False
+    rows, cols = idx
+    return _arange_rows(rows, x.shape[0]) and cols.shape == (x.shape[0], 1) and \
+        cols.type.dtype in (D.int32, D.int64)
+
+
+def onehot(g: Graph) -> tuple:
+    """(graph, number of check outputs appended to its outputs); g itself is not changed."""
+    if not any(_match(n) for n in g.nodes):
+        return g, 0
+    out = Graph(g.name)
+    out.inputs = list(g.inputs)
+    new: dict = {id(i): i for i in g.inputs}
+    checks = []
+    for n in g.nodes:
+        ins = [new[id(u)] for u in n.inputs]
+        if not _match(n):
+            c = Node(n.op, ins, n.params, n.type, n.loc, n.name, n.value)
+            out.nodes.append(c)
+            new[id(n)] = c
+            continue
+        b = _Builder(out, n)
+        x, cols = ins[0], ins[-1]
+        ncol = x.shape[1]
+        iota = b.const(np.arange(ncol, dtype=cols.dtype).reshape(1, ncol))
+        big, zero_i = b.const(np.asarray(ncol, cols.dtype)), b.const(np.asarray(0, cols.dtype))
+        wrapped = b.op("where", b.op("lt", cols, zero_i), b.op("add", cols, big), cols)
+        mask = b.op("eq", iota, wrapped)
+        checks.append(b.op("logical_or", b.op("ge", cols, big),
+                           b.op("lt", cols, b.const(np.asarray(-ncol, cols.dtype)))))
+        zero = b.const(np.zeros((), x.dtype))
+        if n.op == "index":
+            picked = b.op("sum", b.op("where", mask, x, zero), dims=(1,), keepdim=True)
+            if picked.type.dtype is not n.type.dtype:
+                picked = b.op("cast", picked, dtype=n.type.dtype.name)
+            res = picked
+        else:
+            base, val = x, ins[1]
+            if n.params["accumulate"]:
+                hit = b.op("where", mask, val, zero)
+                full0 = leaf_value(base) == 0
+                res = hit if full0 else b.op("add", base, hit)
+            else:
+                res = b.op("where", mask, val, base)
+        res.name = n.name
+        new[id(n)] = res
+    out.outputs = [new[id(o)] for o in g.outputs] + checks
+    return out, len(checks)
+
+
+class _Builder:
+    """Appends the nodes of one rewrite, named after the node they replace."""
+
+    def __init__(self, g: Graph, n: Node) -> None:
+        self.g, self.n, self.k = g, n, 0
+
+    def _name(self) -> str:
+        self.k += 1
+        return f"{self.n.name}.{self.k}"
+
+    def const(self, v: np.ndarray) -> Node:
+        c = self.g.add("const", [], {}, TensorType(v.shape, D.from_numpy_dtype(v.dtype)), self.n.loc, value=v)
+        c.name = self._name()
+        return c
+
+    def op(self, name: str, *ins, **params) -> Node:
+        c = self.g.add(name, list(ins), params, infer_type(name, ins, params), self.n.loc)
+        c.name = self._name()
+        return c
+
