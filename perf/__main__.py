@@ -21,7 +21,7 @@ ALL = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
 
 
 def parse(argv: list | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m perf", description=__doc__.split("\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m perf", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help="smaller sizes and fewer repetitions (under a minute on 2 cores)")

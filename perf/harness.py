@@ -139,7 +139,8 @@ def measure_peer(peer: str, wl: Workload, names: list, ref: list, effort: dict) 
             return {"status": "mismatch", "message": mismatch_text(err, where)}
         timing = time_fn(pc.step, number=pc.number, **effort)
     except Exception as exc:  # noqa: BLE001 - a peer's failure is a cell, not a crash
-        return {"status": "error", "message": f"error: {type(exc).__name__}: {str(exc)[:80]}"}
+        why = " ".join(str(exc).split())[:100]
+        return {"status": "error", "message": f"error: {type(exc).__name__}: {why}"}
     return {"status": "ok", "timing": timing, "first_call_s": first, "message": ""}
 
 
@@ -150,12 +151,13 @@ from perf.workloads import build
 from tracejit.utils.benchmark import check_close, compile_first_call
 wid, scale, backend = sys.argv[1:4]
 wl = build(wid, scale)[0]
-cf, ran, first, got, note = compile_first_call(wl.case, backend)
+fc = compile_first_call(wl.case, backend)
 ok = True
-if cf is not None:
+if fc.fn is not None:
     names, ref = wl.case.collect(wl.case.run(wl.case.fn))
-    ok = check_close(ref, got[1], names)[0]
-print(json.dumps({"first_call_s": first, "backend": ran, "note": note, "ok": ok}))
+    ok = check_close(ref, fc.results[1], names)[0]
+print(json.dumps({"first_call_s": fc.seconds, "backend": fc.backend, "note": fc.message,
+                  "ok": ok}))
 """
 
 

@@ -115,16 +115,18 @@ def latency_cells(report: Report) -> tuple[list, list]:
 
 def backend_line(report: Report) -> str:
     ran = sorted({r.result.backend for r in report.rows if r.result.backend})
-    notes = sorted({r.result.message for r in report.rows
-                    if r.result.status == "ok" and r.result.message})
-    text = f"backend requested: {report.backend}; ran: {', '.join(ran) or 'none'}"
-    return text + "".join(f"\n  {n}" for n in notes)
+    return f"backend requested: {report.backend}; ran: {', '.join(ran) or 'none'}"
 
 
 def notes(report: Report) -> list:
     out = [f"{row.wl.id} {row.wl.size}: compiled: {row.wl.compiled_part}"
            + "".join(f"; {n}" for n in row.wl.notes)
            for row in report.rows if row.wl.headline]
+    details: dict = {}  # one line per distinct reason, naming the workloads it hit
+    for row in report.rows:
+        if row.result.detail:
+            details.setdefault(row.result.detail, []).append(f"{row.wl.id} {row.wl.size}")
+    out += [f"{', '.join(ws)}: {d}" for d, ws in details.items()]
     return out + list(report.notes)
 
 

@@ -17,7 +17,6 @@ import tracejit as tj
 from tracejit.utils.benchmark import Case
 
 SCALES = ("full", "quick", "tiny")
-IDS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
 LR, MOMENTUM = 0.01, 0.9
 
 
@@ -124,7 +123,8 @@ def w1(scale: str, rng: np.random.Generator) -> list[Workload]:
         n = 2 ** p
         data = {k: rng.standard_normal(n, dtype=np.float32) for k in "xwb"}
         args = tuple(_t(data[k], True) for k in "xwb")
-        out.append(Workload("W1", "gelu_chain", f"N=2**{p}", Case(loss, args), "memory",
+        case = Case(loss, args, param_names=list("xwb"))
+        out.append(Workload("W1", "gelu_chain", f"N=2**{p}", case, "memory",
                             9 * n * 4, "loss = gelu_tanh(x*w+b).sum(); backward via autograd",
                             data, headline=i == 0, notes=notes))
     return out
@@ -172,7 +172,8 @@ def w2(scale: str, rng: np.random.Generator) -> list[Workload]:
         opt.step()
         opt.zero_grad()
 
-    case = Case(loss, (_t(data["x"]), _t(data["t"])), params=params, after=after)
+    case = Case(loss, (_t(data["x"]), _t(data["t"])), params=params, after=after,
+                param_names=[f"{k}{i}" for i in range(nl) for k in "wb"])
     pairs = list(pairwise(dims))
     fwd = sum(2 * batch * a * b for a, b in pairs)
     flops = 2 * fwd + sum(2 * batch * a * b for a, b in pairs[1:])  # dW all, dx not for input
@@ -195,7 +196,8 @@ def w3(scale: str, rng: np.random.Generator) -> list[Workload]:
 
     args = tuple(_t(data[k], True) for k in "xwb")
     nbytes = (3 * r * c + 4 * c) * 4  # read x (fwd), read x + write dx (bwd); w, b, dw, db
-    return [Workload("W3", "layernorm", f"{r}x{c}", Case(loss, args), "memory", nbytes,
+    case = Case(loss, args, param_names=["x", "weight", "bias"])
+    return [Workload("W3", "layernorm", f"{r}x{c}", case, "memory", nbytes,
                      "loss = (layer_norm(x)*x).sum(); backward via autograd", data, notes=notes)]
 
 
@@ -205,7 +207,7 @@ def w4(scale: str, rng: np.random.Generator) -> list[Workload]:
     ce = _pick("cross_entropy", cross_entropy, notes)
     data = {"logits": rng.standard_normal((r, k), dtype=np.float32),
             "t": rng.integers(0, k, r).astype(np.int64)}
-    case = Case(ce, (_t(data["logits"], True), _t(data["t"])))
+    case = Case(ce, (_t(data["logits"], True), _t(data["t"])), param_names=["logits"])
     nbytes = 3 * r * k * 4 + 2 * r * 8  # logits read twice, grad written; targets read twice
     return [Workload("W4", "softmax_xent", f"{r}x{k}", case, "memory", nbytes,
                      "loss = cross_entropy(logits, t); backward via autograd", data, notes=notes)]
@@ -241,7 +243,8 @@ def w7(scale: str, rng: np.random.Generator) -> list[Workload]:
             _t(data["h0"]))
     # forward 2 matmuls a step; backward dWx, dWh every step and dh for all but the first
     flops = t * (2 * 2 * b * i * h + 2 * 2 * b * h * h) + (t - 1) * 2 * b * h * h
-    return [Workload("W7", "rnn_unrolled", f"T{t} B{b} I{i} H{h}", Case(loss, args), "blas",
+    case = Case(loss, args, param_names=["W_x", "W_h", "b"])
+    return [Workload("W7", "rnn_unrolled", f"T{t} B{b} I{i} H{h}", case, "blas",
                      flops, "the unrolled RNN and loss, fwd+bwd (32 steps in one graph)", data)]
 
 

@@ -65,6 +65,21 @@ def test_leaf_grads_do_not_alias():
     (h + c).sum().backward(retain_graph=True)
     (h + c).sum().backward()
     assert c.grad.tolist() == [4.0] and h.grad.tolist() == [2.0]
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])  # add passes one buffer to a leaf and to h
+    h = b * 2
+    h.retain_grad()
+    z = (a + h) * 3
+    z.sum().backward(retain_graph=True)
+    first = h.grad
+    z.sum().backward()
+    assert first.tolist() == [3.0, 3.0] and a.grad.tolist() == [6.0, 6.0]
+    kept = []
+    x = leaf([1.0, 2.0])
+    y = x + 0
+    y.register_hook(kept.append)
+    (y * 2).sum().backward(retain_graph=True)
+    (y * 2).sum().backward()
+    assert kept[0].tolist() == [2.0, 2.0] and x.grad.tolist() == [4.0, 4.0]
 
 
 def test_second_backward_needs_retain_graph():
@@ -233,6 +248,11 @@ def test_grad_mode_decorators():
         return t * 2
 
     assert not f(x).requires_grad and not h(x).requires_grad
+
+    @tj.no_grad  # without parentheses, as torch 2.x allows
+    def bare(t):
+        return t * 2
+    assert not bare(x).requires_grad and bare.__name__ == "bare"
     with tj.no_grad():
         assert g(x).requires_grad
     assert tj.is_grad_enabled()

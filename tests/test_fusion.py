@@ -10,8 +10,17 @@ from __future__ import annotations
 import logging
 
 import pytest
-from kernel_graphs import (LAYER_NORM, LAYER_NORM_BWD, SOFTMAX, W1_BWD, W1_FWD, XENT_BWD,
-                           XENT_FWD, Builder, workload)
+from kernel_graphs import (
+    LAYER_NORM,
+    LAYER_NORM_BWD,
+    SOFTMAX,
+    W1_BWD,
+    W1_FWD,
+    XENT_BWD,
+    XENT_FWD,
+    Builder,
+    workload,
+)
 
 from tracejit.ir.kernel import ROW_LIMIT
 from tracejit.ir.passes.fusion import fuse

@@ -140,6 +140,13 @@ def test_setitem_gradients():
         return y
     check_grads(fn2, [RNG.standard_normal((3, 4)), RNG.standard_normal(4)])
 
+    def fn3(x, v):  # a value with extra leading 1-dims broadcasts into the target
+        y = x.clone()
+        y[0] = v
+        y[1:, :2] = v[..., 1:3] * 3.0
+        return y
+    check_grads(fn3, [RNG.standard_normal((3, 4)), RNG.standard_normal((1, 4))])
+
 
 def test_index_errors():
     x = tj.tensor(A)

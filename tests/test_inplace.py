@@ -215,6 +215,12 @@ def test_inplace_on_view_in_autograd_is_refused():
         y3 = x * 1
         y3[0].zero_()
     assert y3[0].tolist() == [0.0, 0.0]
+    y4 = x * 2
+    v4 = y4[0]
+    with tj.no_grad():  # a write that autograd does not record leaves the view's history valid
+        y4.add_(1)
+    (v4 * 1).sum().backward()
+    assert x.grad.tolist() == [[2.0, 2.0], [0.0, 0.0]] and v4.tolist() == [3.0, 5.0]
 
 
 def test_inplace_against_torch_when_installed():

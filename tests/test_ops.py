@@ -20,6 +20,9 @@ import zlib
 from collections.abc import Callable
 from typing import NamedTuple
 
+import hypothesis as hyp
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 from conftest import assert_close, check_grads
@@ -350,6 +353,31 @@ def test_elementwise_double_backward(name, params):
     check_grads(first_grads, arrays, wrt=wrt, rtol=1e-3, atol=1e-4)
 
 
+# --- property test: random mutually broadcastable shapes (0-size and 1-size dims included) ---
+
+@pytest.mark.parametrize("name", [n for n in ELEMENTWISE if not R[n].static])
+@hyp.settings(max_examples=8, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(hyp.HealthCheck))
+@hyp.given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3,
+                                                   min_side=0, max_side=3),
+           seed=st.integers(0, 2**16))
+def test_elementwise_random_shapes(name, shapes, seed):
+    op = R[name]
+    rng = np.random.default_rng(seed)
+    in_shapes = shapes.input_shapes[:op.nin]
+    arrays = [sample(rng, op, i, s, D.float64) for i, s in enumerate(in_shapes)]
+    operands = [tj.tensor(a) for a in arrays]
+    out = apply(op, *operands)
+    assert tuple(out.shape) == np.broadcast_shapes(*in_shapes)
+    compute, _ = expected_dtypes(op, [("dim" if a.ndim else "zero", t.dtype)
+                                      for a, t in zip(arrays, operands)], {})
+    assert_close(out.numpy(), np.broadcast_to(reference(op, operands, compute, {}), out.shape),
+                 rtol=1e-10, atol=1e-12, msg=name)
+    wrt = [i for i, a in enumerate(arrays) if i >= op.cond_inputs and a.dtype.kind == "f"]
+    if op.vjp is not None and out.dtype.is_floating_point and wrt:
+        check_grads(lambda *xs: apply(op, *xs), arrays, wrt=wrt)
+
+
 # --- a few hand-checked values, independent of the table's expressions ---
 
 SPOT = {"exp": math.exp, "log": math.log, "log1p": math.log1p, "expm1": math.expm1,
@@ -357,8 +385,8 @@ SPOT = {"exp": math.exp, "log": math.log, "log1p": math.log1p, "expm1": math.exp
         "rsqrt": lambda x: 1 / math.sqrt(x), "reciprocal": lambda x: 1 / x,
         "sin": math.sin, "cos": math.cos, "tanh": math.tanh, "erf": math.erf,
         "sigmoid": lambda x: 1 / (1 + math.exp(-x)), "floor": math.floor, "ceil": math.ceil,
-        "trunc": math.trunc, "round": round, "softplus": lambda x: math.log1p(math.exp(x)),
-        "relu": lambda x: max(x, 0.0), "abs": abs, "neg": lambda x: -x,
+        "trunc": math.trunc, "round": round, "relu": lambda x: max(x, 0.0), "abs": abs,
+        "neg": lambda x: -x,
         "square": lambda x: x * x, "sign": lambda x: float((x > 0) - (x < 0))}
 
 
@@ -369,6 +397,60 @@ def test_unary_spot_values(name):
     xs = [x for x in xs if lo <= x <= hi]
     out = getattr(tj, name)(tj.tensor(xs, dtype=tj.float64)).tolist()
     np.testing.assert_allclose(out, [SPOT[name](x) for x in xs], rtol=1e-12, atol=1e-12)
+
+
+# --- the same ops in PyTorch, when it is installed (found by name: no per-op entry) ---
+
+TORCH_NAMES = {"floordiv": "floor_divide", "cast": None}
+
+
+def _torch_fn(torch, name):
+    name = TORCH_NAMES.get(name, name)
+    for ns in (torch, torch.nn.functional, torch.special):
+        if name and hasattr(ns, name):
+            return getattr(ns, name)
+    return None
+
+
+@pytest.mark.parametrize("name", [n for n in ELEMENTWISE if not R[n].static])
+@pytest.mark.parametrize("case", ["broadcast", "mixed-0d", "scalar-right", "nan-inf"])
+def test_elementwise_against_torch(name, case):
+    torch = pytest.importorskip("torch")
+    op, fn = R[name], _torch_fn(torch, name)
+    assert fn is not None, f"no torch function found for {name}; add it to TORCH_NAMES"
+    for dtype in (D.float32, D.int64):
+        if not dtype_supported(op, dtype) or (case == "nan-inf" and dtype is D.int64):
+            continue
+        operands, _ = make_operands(op, case, dtype, rng_for("torch", name, case, dtype.name))
+        if case == "scalar-right" and name in ("maximum", "minimum", "logical_and",
+                                               "logical_or", "logical_xor", "where"):
+            continue  # torch wants tensors there
+        ours = apply(op, *operands)
+        try:
+            theirs = fn(*[torch.from_numpy(np.array(o.numpy())) if isinstance(o, tj.Tensor)
+                          else o for o in operands])
+        except (RuntimeError, TypeError):
+            continue  # tracejit accepts more here (softplus of ints, clamp broadcasting self)
+        assert str(theirs.dtype).replace("torch.", "") == ours.dtype.name, name
+        assert_close(ours.numpy(), theirs.numpy(), rtol=2e-5, atol=2e-6, msg=name)
+        if R[name].vjp is not None and dtype is D.float32 and case != "nan-inf":
+            xs = [o for o in operands if isinstance(o, tj.Tensor) and o.dtype.is_floating_point]
+            ts = [torch.from_numpy(np.array(o.numpy())) for o in xs]
+            for x, t in zip(xs, ts):
+                x.requires_grad_()
+                t.requires_grad_()
+            it = iter(ts)
+            targs = [next(it) if isinstance(o, tj.Tensor) and o.dtype.is_floating_point else
+                     (torch.from_numpy(np.array(o.numpy())) if isinstance(o, tj.Tensor) else o)
+                     for o in operands]
+            try:
+                fn(*targs).sum().backward()
+            except RuntimeError:
+                continue  # torch's clamp backward cannot broadcast self (a 0-d x, 2-D bounds)
+            apply(op, *operands).sum().backward()
+            for x, t in zip(xs, ts):
+                assert_close(x.grad.numpy(), t.grad.numpy(), rtol=1e-5, atol=1e-6,
+                             msg=f"{name} grad")
 
 
 # --- ops with their own shape rules: one table row per op ---

@@ -331,6 +331,9 @@ def test_array_protocol():
     assert np.array(t, copy=True) is not t.numpy()
     assert np.add(t, 1).tolist() == (t + 1).tolist()
     assert isinstance(t + np.float32(1), tj.Tensor)
+    assert (np.float64(2.0) * t).dtype is tj.float32  # numpy scalars act as Python scalars
+    r = np.ones(3) + t  # numpy arrays act as tensors (float64 here), as in torch
+    assert isinstance(r, tj.Tensor) and r.dtype is tj.float64 and r.shape == (2, 3)
 
 
 def test_dlpack_roundtrip_shares_memory():

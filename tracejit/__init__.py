@@ -5,6 +5,7 @@
 a compiled backend.
 """
 from . import autograd, methods, movement  # noqa: F401  (attach Tensor methods)
+from . import cuda  # noqa: F401  (tj.cuda.is_available(); loads no CUDA code)
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .factories import (arange, empty, empty_like, eye, from_dlpack, from_numpy, full,
                         full_like, is_tensor, linspace, manual_seed, ones, ones_like, rand,

@@ -23,6 +23,12 @@ class _GradMode:
     """Base of no_grad / enable_grad / set_grad_enabled: context manager and decorator."""
     mode = True
 
+    def __new__(cls, orig_func=None):
+        # `@no_grad` without parentheses decorates directly, as in torch 2.x
+        if orig_func is None or cls is set_grad_enabled or not callable(orig_func):
+            return super().__new__(cls)
+        return cls()(orig_func)
+
     def __enter__(self):
         self._prev = _state["grad"]
         _state["grad"] = self.mode
@@ -95,7 +101,7 @@ class Node:
         self.freed = False
         self.pre_hooks = None
         self.retains = None
-        self.view_v = None  # for a view output: the shared version counter at creation
+        self.view_v = None  # for a view output: (its base's grad_fn at creation,)
 
     def name(self) -> str:
         return "".join(p.capitalize() for p in self.op.name.split("_")) + "Backward0"
@@ -157,13 +163,14 @@ def _edge(t):
     if fn is None:
         return (t, 0)            # leaf: accumulate into t.grad
     v = getattr(fn, "view_v", None)  # (subclasses such as CompiledNode may not set it)
-    if v is not None and v != t._version[0]:
-        # PyTorch would rebuild the view's history here; tracejit refuses rather than
-        # backpropagate through the view's stale graph
+    if v is not None and v[0] is not t._base.grad_fn:
+        # the base was modified in place under autograd after the view was taken: PyTorch
+        # would rebuild the view's history; tracejit refuses rather than backpropagate
+        # through the view's stale graph
         raise RuntimeError(
-            f"a view ({t.dtype.name} {list(t.shape)}) is used after its base (or another view "
-            f"of it) was modified in place; its autograd history is stale. Take the view "
-            f"again after the in-place write (or .clone() it before).")
+            f"a view ({t.dtype.name} {list(t.shape)}) is used after its base was modified in "
+            f"place; its autograd history is stale. Take the view again after the in-place "
+            f"write (or .clone() it before).")
     return (fn, t._out_idx)
 
 
@@ -278,7 +285,7 @@ def run_backward(Tensor, roots, grads, *, retain_graph=False, create_graph=False
                 continue
             node = key
             if slots is not None:
-                slots = _node_hooks(node, slots, create_graph)
+                slots = _node_hooks(node, slots, create_graph, stored_ids)
             if targets is not None:
                 for i in range(node.n_out):
                     j = targets.get((node, i))
@@ -335,11 +342,15 @@ def _fit(g, meta):
     return g
 
 
-def _node_hooks(node, slots, create_graph):
+def _node_hooks(node, slots, create_graph, taken):
+    """Run a node's tensor hooks and fill retained .grad. `taken`: ids of gradient buffers
+    already handed out (to a .grad, a hook, the caller); a pass-through vjp (add, expand) sends
+    one buffer down several edges, and a .grad accumulated in place must not alias another."""
     if node.pre_hooks:
         for i, hooks in node.pre_hooks.items():
             for h in list(hooks):
                 if slots[i] is not None:
+                    taken.add(id(slots[i]._data))  # the hook may keep it
                     r = h(slots[i])
                     if r is not None:
                         slots[i] = r
@@ -348,6 +359,10 @@ def _node_hooks(node, slots, create_graph):
             t = ref()
             if t is not None and slots[i] is not None:
                 g = slots[i] if create_graph else slots[i].detach()
+                if t.grad is None and not create_graph:
+                    if id(g._data) in taken:
+                        g = Tensor_from(g, g._data.copy())
+                    taken.add(id(g._data))
                 t.grad = g if t.grad is None else t.grad + g
     return slots
 
@@ -357,6 +372,7 @@ def _finish_leaf(t, slots, targets, captured, accumulate, create_graph, stored_i
     if g is None:
         return
     for h in list(t._hooks or ()):
+        stored_ids.add(id(g._data))  # the hook may keep it
         r = h(g)
         if r is not None:
             g = r

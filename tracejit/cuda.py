@@ -138,3 +138,25 @@ def to_device(t, device):
         out.requires_grad = True
         out.grad_fn = ag.Node(_TO, {"device": str(src)}, [t], out)
     return out
+
+
+def select_backend(backend: str | None, tensors: list) -> tuple:
+    """(backend, to_host) for a compiled function called with `tensors` (explicit and closed
+    over): CUDA inputs select the CUDA backend; backend='cuda' with CPU inputs runs on the GPU
+    and hands results back to the host."""
+    from .tensor import Tensor
+    ts = [t for t in tensors if isinstance(t, Tensor)]
+    on = any(t.is_cuda for t in ts)
+    if not on:
+        if backend == "cuda":
+            require()
+            return "cuda", True
+        return backend, False
+    if any(not t.is_cuda and t.ndim for t in ts):
+        from .codegen.cuda.eager import MIXED
+        raise RuntimeError(MIXED)
+    if backend not in (None, "cuda"):
+        raise RuntimeError(f"tracejit.compile(backend={backend!r}) runs on the CPU but the "
+                           f"inputs are on cuda:0; use backend='cuda' (the default for CUDA "
+                           f"inputs) or move them with .cpu()")
+    return "cuda", False

@@ -65,18 +65,31 @@ def _infer_dtype(data) -> D.DType:
 
 
 def _device_check(device):
+    """The Device asked for (None: the default, cpu); a clear error if it cannot be used."""
     if device is not None and str(device) not in ("cpu",):
         from .tensor import Device
         dev = Device(device)
         if dev.type == "cuda":
-            raise RuntimeError("device='cuda' is not available: tracejit's CUDA support is not "
-                               "built in this version; use device='cpu'")
+            from . import cuda
+            cuda.check_device(dev)
+            return dev
+    return None
+
+
+def _on(arr, dev):
+    """arr (numpy) on dev: uploaded when dev is CUDA."""
+    if dev is None or dev.type == "cpu":
+        return arr
+    from . import cuda
+    return cuda.upload(arr)
 
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    _device_check(device)
+    dev = _device_check(device)
     if isinstance(data, Tensor):
-        arr = np.array(data._data, copy=True)
+        if data.is_cuda and device is None:
+            dev = data.device          # a copy stays where its source is, as in torch
+        arr = np.array(data._data if not data.is_cuda else data._value("tensor()"), copy=True)
         if dtype is not None:
             arr = arr.astype(_dtype(dtype).np)
     elif isinstance(data, (np.ndarray, np.generic)):  # a numpy scalar keeps its dtype, as torch
@@ -90,7 +103,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
             arr = np.array(data, dtype=d.np)
         except ValueError as e:
             raise ValueError(f"tensor(): could not build a tensor from the data: {e}") from None
-    t = _created(Tensor._make(arr))
+    t = _created(Tensor._make(_on(arr, dev)))
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -115,8 +128,7 @@ def _shape(size) -> tuple:
 
 
 def _new(arr, requires_grad, device=None):
-    _device_check(device)
-    t = _created(Tensor._make(arr))
+    t = _created(Tensor._make(_on(arr, _device_check(device))))
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -140,20 +152,27 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tens
 
 
 def zeros_like(t, dtype=None, requires_grad=False, device=None) -> Tensor:
-    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=device)
+    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad,
+                 device=device or _like_device(t))
 
 
 def ones_like(t, dtype=None, requires_grad=False, device=None) -> Tensor:
-    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=device)
+    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad,
+                device=device or _like_device(t))
 
 
 def empty_like(t, dtype=None, requires_grad=False, device=None) -> Tensor:
-    return empty(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=device)
+    return empty(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad,
+                 device=device or _like_device(t))
 
 
 def full_like(t, fill_value, dtype=None, requires_grad=False, device=None) -> Tensor:
     return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad,
-                device=device)
+                device=device or _like_device(t))
+
+
+def _like_device(t):
+    return t.device if t.is_cuda else None
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -213,11 +232,11 @@ def randperm(n, dtype=None, device=None, generator=None) -> Tensor:
 
 
 def rand_like(t, dtype=None) -> Tensor:
-    return rand(t.shape, dtype=dtype or t.dtype)
+    return rand(t.shape, dtype=dtype or t.dtype, device=_like_device(t))
 
 
 def randn_like(t, dtype=None) -> Tensor:
-    return randn(t.shape, dtype=dtype or t.dtype)
+    return randn(t.shape, dtype=dtype or t.dtype, device=_like_device(t))
 
 
 def from_numpy(a: np.ndarray) -> Tensor:

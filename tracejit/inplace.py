@@ -28,7 +28,7 @@ def check_inplace(t: Tensor, *others) -> bool:
         raise RuntimeError("in-place modification of a view that takes part in autograd is not "
                            "supported by tracejit; use an out-of-place op (or .clone() the view "
                            "first)")
-    if type(t._data) is _ndarray and not t._data.flags.writeable:
+    if (type(t._data) is _ndarray or t.is_cuda) and not t._data.flags.writeable:
         raise RuntimeError("unsupported operation: more than one element of the written-to "
                            "tensor refers to a single memory location (an expanded tensor); "
                            "call .clone() before writing to it")
@@ -47,9 +47,12 @@ def commit(t: Tensor, result: Tensor) -> Tensor:
                                f"output type {t.dtype.name}")
         result = result.to(t.dtype)
     if type(t._data) is not _ndarray or type(result._data) is not _ndarray:
-        _tracer["inplace"](t, result)
-        return t
-    np.copyto(t._data, result._data)
+        if not (t.is_cuda and result.is_cuda):
+            _tracer["inplace"](t, result)
+            return t
+        t._data.copy_from(result._data)     # the GPU: a copy kernel into t's buffer
+    else:
+        np.copyto(t._data, result._data)
     t._version[0] += 1
     if result.requires_grad:
         t.requires_grad = True
@@ -81,7 +84,8 @@ def inplace(t: Tensor, fn, *others) -> Tensor:
 def _snapshot(self: Tensor) -> Tensor:
     """The current values and history of `self`, unaffected by later in-place writes."""
     s = Tensor._make(np.array(self._data, copy=True) if type(self._data) is _ndarray
-                     else self._data, self.requires_grad, self.grad_fn)
+                     else self._data.copy() if self.is_cuda else self._data,
+                     self.requires_grad, self.grad_fn)
     s._out_idx = self._out_idx
     return s
 

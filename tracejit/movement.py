@@ -434,6 +434,8 @@ def dot(self, other):
 def _sum_to(self, shape):
     """Sum a broadcast gradient back to `shape` (used by the autograd engine)."""
     lead = self.ndim - len(shape)
+    if lead < 0:  # `shape` has extra leading 1s (x[0] = v with v of shape (1, n))
+        return self.reshape((1,) * -lead + tuple(self.shape))._sum_to(shape)
     dims = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape)
                                       if n == 1 and self.shape[i + lead] != 1)
     r = apply(R["sum"], self, dims=dims, keepdim=True) if dims else self

@@ -33,7 +33,7 @@ def _summarized(a: np.ndarray) -> np.ndarray:
 def tensor_repr(t) -> str:
     if t._is_symbolic:
         return f"tensor(<traced {t.dtype.name}{list(t.shape)}>)"
-    a = t._data
+    a = t._data if not t.is_cuda else t._data.copy_to_host()
     prefix = "tensor("
     opts = {"separator": ", ", "prefix": prefix, "threshold": 1000, "edgeitems": 3,
             "max_line_width": 81}
@@ -44,6 +44,8 @@ def tensor_repr(t) -> str:
     extras = []
     if a.size == 0 and a.ndim != 1:
         extras.append(f"size={tuple(a.shape)}")
+    if t.is_cuda:
+        extras.append("device='cuda:0'")
     if a.dtype not in (np.float32, np.int64, np.bool_) or (a.size == 0 and a.dtype != np.float32):
         extras.append(f"dtype=tracejit.{t.dtype.name}")
     if t.grad_fn is not None:

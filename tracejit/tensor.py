@@ -366,6 +366,8 @@ def _promote(op, args):
                     return args
                 return [a if isinstance(a, Tensor) else _created(Tensor._make(np.asarray(a, d)))
                         for a in args]
+    if any(type(a) is _ndarray for a in args):  # numpy arrays act as tensors, as in torch
+        args = [Tensor._make(a) if type(a) is _ndarray else a for a in args]
     dim, zero, sc = [], [], []
     for a in args[start:]:
         if isinstance(a, Tensor):
@@ -451,7 +453,7 @@ def apply(op, *args, **params):
                     src = args[0]
                     t._version = src._version
                     t._base = src._base if src._base is not None else src
-                    t.grad_fn.view_v = src._version[0]
+                    t.grad_fn.view_v = (t._base.grad_fn,)  # the history the view hangs from
                 return t
     if kind in _VIEW_KINDS and _shares_buffer(out, datas[0]):
         src = args[0]

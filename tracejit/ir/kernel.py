@@ -30,7 +30,7 @@ class Refuse(Exception):
 
 
 class Load:
-    __slots__ = ("value", "dims")
+    __slots__ = ("dims", "value")
 
     def __init__(self, value: Node, dims: tuple) -> None:
         self.value, self.dims = value, dims
@@ -38,7 +38,7 @@ class Load:
 
 class Step:
     """One body value: op (op-table name, 'load' or 'const'), args (step indices), params."""
-    __slots__ = ("op", "args", "params", "dtype", "inner", "after", "node")
+    __slots__ = ("after", "args", "dtype", "inner", "node", "op", "params")
 
     def __init__(self, op, args, params, dtype, inner, after, node=None) -> None:
         self.op, self.args, self.params, self.dtype = op, tuple(args), params, dtype
@@ -51,7 +51,7 @@ class Step:
 class Store:
     """A graph value the kernel writes: its step, index map, and whether it varies along a
     reduce axis (an outer store is written once per kept index, after the last pass)."""
-    __slots__ = ("node", "step", "dims", "inner")
+    __slots__ = ("dims", "inner", "node", "step")
 
     def __init__(self, node: Node, step: int, dims: tuple, inner: bool) -> None:
         self.node, self.step, self.dims, self.inner = node, step, dims, inner

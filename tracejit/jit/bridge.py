@@ -56,12 +56,17 @@ class CompiledNode(ag.Node):
         tangents = []
         for g, (shape, dt) in zip(grads, self.entry.tangent_types):
             tangents.append(np.zeros(shape, dt) if g is None else
-                            np.asarray(g._data, dtype=dt))
+                            np.asarray(g._data, dtype=dt) if not g.is_cuda else
+                            g._data if g._data.dtype == dt else g.to(np.dtype(dt).name)._data)
         outs = self.entry.bwd(tangents + self.saved)
         res = []
         it = iter(outs)
         for has in self.entry.grad_present:
-            res.append(Tensor._make(next(it)) if has else None)
+            if has:
+                a = next(it)
+                res.append(Tensor._make(a if not self.entry.to_host else a.copy_to_host()))
+            else:
+                res.append(None)
         return res
 
     def release(self) -> None:

@@ -19,7 +19,8 @@ from .. import autograd as ag
 from ..ir.graph import TensorType
 from ..ir.partition import partition
 from ..ops import dtypes as D
-from ..tensor import Tensor, _ndarray, _tracer
+from .. import cuda as _cuda
+from ..tensor import Tensor, _ndarray, _on_device, _tracer
 from . import backends
 from .bridge import CompiledNode
 from .differentiate import differentiate
@@ -42,6 +43,8 @@ def disable(flag: bool = True) -> None:
 
 class Entry:
     """One compiled specialisation of a function."""
+    backend = None
+    to_host = False       # backend="cuda" called with CPU tensors: results come back to the host
     eager = False
     bwd = None
     reason = None
@@ -92,8 +95,9 @@ class CompiledFunction:
             entry = self._miss(key, args, kwargs, leaves)
         if entry.eager:
             return self.fn(*args, **kwargs)
-        for t, (shape, dtype, rg) in zip(entry.implicit, entry.implicit_guard):
-            if t._data.shape != shape or t.dtype is not dtype or t.requires_grad != rg:
+        for t, (shape, dtype, rg, kind) in zip(entry.implicit, entry.implicit_guard):
+            if t._data.shape != shape or t.dtype is not dtype or t.requires_grad != rg or \
+                    type(t._data) is not kind:
                 # a closed-over tensor changed (e.g. a parameter was frozen): retrace
                 self._stale(entry)
                 entry = self._miss(key, args, kwargs, leaves)
@@ -233,7 +237,7 @@ class CompiledFunction:
         entry.mutations = []
         mut_nodes = []
         for t, orig in tr.mutations.values():
-            if type(orig) is _ndarray:
+            if type(orig) is _ndarray or _on_device(orig):
                 target = ("implicit", next(i for i, c in enumerate(tr.implicit) if c is t))
             else:
                 pos = next((i for i, s in enumerate(sym) if s is t), None)
@@ -244,7 +248,11 @@ class CompiledFunction:
             mut_nodes.append(t._data)
         primals = list(g.inputs)
         entry.implicit = list(tr.implicit)
-        entry.implicit_guard = [(t.shape, t.dtype, t.requires_grad) for t in tr.implicit]
+        # (a closed-over tensor written in place holds a traced value until restore_mutated)
+        kinds = [type(tr.mutations[id(t)][1] if id(t) in tr.mutations else t._data)
+                 for t in tr.implicit]
+        entry.implicit_guard = [(t.shape, t.dtype, t.requires_grad, k)
+                                for t, k in zip(tr.implicit, kinds)]
         fwd_outputs = user_nodes + mut_nodes
         entry.n_user = len(user_nodes)
         rg_inputs = [i for i, n in enumerate(primals) if n.meta.get("rg")]
@@ -278,8 +286,11 @@ class CompiledFunction:
                                 len(entry.saved), entry.saved_bytes)
         t3 = time.perf_counter()
         entry.fwd_graph, entry.bwd_graph = fwd_graph, bwd_graph
-        entry.fwd = backends.compile_graph(fwd_graph, self.backend)
-        entry.bwd = backends.compile_graph(bwd_graph, self.backend) if bwd_graph else None
+        on_gpu = [t for t, (*_, k) in zip(entry.implicit, entry.implicit_guard)
+                  if hasattr(k, "__tracejit_device__")]
+        entry.backend, entry.to_host = _cuda.select_backend(self.backend, leaves + on_gpu)
+        entry.fwd = backends.compile_graph(fwd_graph, entry.backend)
+        entry.bwd = backends.compile_graph(bwd_graph, entry.backend) if bwd_graph else None
         entry.t_codegen = time.perf_counter() - t3
         entry.stats = {"kernels_forward": len(getattr(entry.fwd, "kernels", ())),
                        "kernels_backward": len(getattr(entry.bwd, "kernels", ()))
@@ -301,10 +312,14 @@ class CompiledFunction:
         if entry.mutations:
             for (kind, i), new in zip(entry.mutations, outs[n:n + len(entry.mutations)]):
                 t = leaves[i] if kind == "arg" else entry.implicit[i]
-                np.copyto(t._data, new)
+                if type(t._data) is _ndarray:
+                    np.copyto(t._data, new if type(new) is _ndarray else new.copy_to_host())
+                else:
+                    t._data.copy_from(new)
                 t._version[0] += 1
         need = entry.bwd is not None and ag._state["grad"]
-        results = [Tensor._make(a) for a in outs[:n]]
+        results = [Tensor._make(a if not entry.to_host else a.copy_to_host())
+                   for a in outs[:n]]
         if need:
             inputs = leaves + entry.implicit
             prim = [x for x in inputs]
@@ -373,7 +388,7 @@ def _guard_text(cf, leaves, entry) -> str:
             parts.append(f"{nm}: {x.dtype.name}{list(x.shape)} requires_grad={x.requires_grad}")
         else:
             parts.append(f"{nm}: float (traced as a 0-d input)")
-    for k, (shape, dtype, rg) in enumerate(entry.implicit_guard):
+    for k, (shape, dtype, rg, _) in enumerate(entry.implicit_guard):
         parts.append(f"closed-over c{k}: {dtype.name}{list(shape)} requires_grad={rg}")
     parts.append(f"grad mode: {ag._state['grad']}")
     return "; ".join(parts)

@@ -18,7 +18,7 @@ import numpy as np
 from .. import autograd as ag
 from ..ir.graph import Graph, TensorType, infer_type
 from ..ops import dtypes as D
-from ..tensor import Tensor, WeakScalar, _ndarray, _tracer
+from ..tensor import Tensor, WeakScalar, _ndarray, _on_device, _tracer
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -60,7 +60,7 @@ class Tracer:
 
     def node_of(self, t: Tensor):
         d = t._data
-        if type(d) is not _ndarray:
+        if type(d) is not _ndarray and not _on_device(d):
             return d
         if id(t) in self.created.ids:
             return self._const(t)
@@ -74,7 +74,8 @@ class Tracer:
         return n
 
     def _const(self, t: Tensor):
-        n = self.graph.const(np.array(t._data, copy=True), self.loc_override or user_location())
+        d = t._data if type(t._data) is _ndarray else t._data.copy_to_host()  # (CUDA)
+        n = self.graph.const(np.array(d, copy=True), self.loc_override or user_location())
         n.meta["rg"] = False
         return n
 
@@ -102,7 +103,7 @@ class Tracer:
     def inplace(self, t: Tensor, result: Tensor):
         if id(t) not in self.mutations:
             self.mutations[id(t)] = (t, t._data)
-        if type(t._data) is _ndarray:
+        if type(t._data) is _ndarray or _on_device(t._data):
             self.node_of(t)  # a closed-over tensor: make sure it is an implicit input
         t._data = self.node_of(result)
         if result.requires_grad:
@@ -125,7 +126,7 @@ class Tracer:
     def restore_mutated(self) -> None:
         """Give mutated concrete tensors their arrays back (the trace wrote symbolic values)."""
         for t, data in self.mutations.values():
-            if type(data) is _ndarray:
+            if type(data) is _ndarray or _on_device(data):
                 t._data = data
 
 

@@ -18,9 +18,11 @@ from .loss import (  # noqa: F401
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     cross_entropy,
+    kl_div,
     l1_loss,
     mse_loss,
     nll_loss,
+    smooth_l1_loss,
 )
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)

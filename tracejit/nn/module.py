@@ -372,6 +372,8 @@ class Module:
         if device is not None:
             from ..factories import _device_check
             _device_check(device)
+            # parameters keep their identity; their data (and grads) move
+            self._apply_data(lambda t: t.detach().to(device))
         if dtype is None:
             return self
         d = D.get_dtype(dtype)
@@ -390,7 +392,10 @@ class Module:
         return self.to(D.float16)
 
     def cpu(self) -> Module:
-        return self
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> Module:
+        return self.to("cuda" if device is None else device)
 
     # --- hooks ---
     def register_forward_hook(self, hook: Callable) -> RemovableHandle:

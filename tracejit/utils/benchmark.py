@@ -7,9 +7,10 @@ of one result line. `perf/` (the W1..W7 comparison) and `compare`, for a user's 
 both use it, so their numbers read the same way:
 
     >>> from tracejit.utils.benchmark import compare
-    >>> compare(loss_fn, x, w, backward=True)         # doctest: +SKIP
-    eager          first call   compiled       speedup  kernels  check
-    1.23 ms (...)  210 ms       0.41 ms (...)  3.0x     1+1      ok
+    >>> compare(loss_fn, x, w, backward=True)                          # doctest: +SKIP
+    eager               first call  compiled            speedup  kernels  check
+    9.33 ms (8.19-24.5)  29.4 ms    7.75 ms (7.40-18.7)  1.20x    1+1      ok
+    backend: llvm
 """
 from __future__ import annotations
 
@@ -145,6 +146,7 @@ class Case:
     after: Callable[[], Any] | None = None
     number: int = 1
     kwargs: dict = field(default_factory=dict)
+    param_names: list | None = None  # for messages: "MISMATCH (... in grad w)"
 
     def __post_init__(self) -> None:
         if self.params is None:
@@ -179,7 +181,7 @@ class Case:
             arrays.append(np.array(t.detach().numpy(), copy=True))
         if self.backward:
             for i, p in enumerate(self.params):
-                names.append(f"grad {i}")
+                names.append(f"grad {self.param_names[i] if self.param_names else i}")
                 g = p.grad
                 arrays.append(None if g is None else np.array(g.numpy(), copy=True))
         return names, arrays
@@ -230,11 +232,10 @@ def mismatch_text(max_err: float, where: str) -> str:
 # --- compiling ------------------------------------------------------------------------------
 def _unavailable(exc: BaseException) -> bool:
     """Does `exc` say that a backend is not there (as opposed to a bug while compiling)?"""
-    if isinstance(exc, (NotImplementedError, ImportError)):
+    if isinstance(exc, ImportError):
         return True
     text = str(exc).lower()
-    return any(w in text for w in ("unavailable", "not available", "not implemented",
-                                   "unknown backend", "not supported yet"))
+    return any(w in text for w in ("unavailable", "not available", "unknown backend"))
 
 
 def kernels_text(stats: dict | None) -> str:
@@ -256,7 +257,8 @@ class Result:
     kernels: str = "-"
     backend: str | None = None
     status: str = "n/a"  # ok | mismatch | n/a | error
-    message: str = ""
+    message: str = ""  # what the compiled cell shows instead of a time
+    detail: str = ""  # the whole reason for n/a or error, or a backend fallback that happened
     max_err: float | None = None
     compile_s: float | None = None
 
@@ -274,39 +276,54 @@ class Result:
                 "compiled": self.compiled and self.compiled.as_dict(),
                 "first_call_s": self.first_call_s, "compile_s": self.compile_s,
                 "speedup": self.speedup, "kernels": self.kernels, "backend": self.backend,
-                "status": self.status, "message": self.message, "max_err": self.max_err}
+                "status": self.status, "message": self.message, "detail": self.detail,
+                "max_err": self.max_err}
 
 
-def compile_first_call(case: Case, backend: str = "llvm", compiler: Callable | None = None):
-    """Compile `case.fn` and make its first call (timed, results collected).
+@dataclass
+class FirstCall:
+    """The first call of a compiled function: what ran, how long it took, what it returned."""
 
-    Returns (compiled fn or None, backend that ran, first-call seconds, (names, arrays), note).
-    A missing `tj.compile` or backend gives None and a note; with 'llvm' unavailable the
-    'interpret' backend runs instead, and the note says so.
+    fn: Callable | None = None  # the compiled function; None when nothing could compile
+    backend: str | None = None  # the backend that ran
+    seconds: float | None = None  # trace + compile + the call (fwd and bwd)
+    results: tuple | None = None  # (names, arrays), as Case.collect gives them
+    status: str = "ok"  # ok | n/a | error
+    message: str = ""  # short, for a table cell: "n/a (cuda unavailable)"
+    detail: str = ""  # the whole reason, or the fallback that happened
+
+
+def compile_first_call(case: Case, backend: str = "llvm",
+                       compiler: Callable | None = None) -> FirstCall:
+    """Compile `case.fn` and make its first call, timed, its results collected.
+
+    A missing `tj.compile` or backend gives status 'n/a'; with 'llvm' unavailable the
+    'interpret' backend runs instead and `detail` says so; any other exception is an 'error'.
     """
     import tracejit as tj
-    if compiler is None:
-        if not hasattr(tj, "compile"):
-            return None, None, None, None, "n/a (not available)"
-        tries = [backend] + (["interpret"] if backend == "llvm" else [])
-    else:
-        tries = [backend]
-    note = ""
-    for i, b in enumerate(tries):
+    if compiler is None and not hasattr(tj, "compile"):
+        return FirstCall(status="n/a", message="n/a (not available)",
+                         detail="tj.compile does not exist yet")
+    tries = [backend] + (["interpret"] if backend == "llvm" and compiler is None else [])
+    detail = ""
+    for b in tries:
         try:
             t0 = time.perf_counter()
             cf = compiler(case.fn) if compiler is not None else tj.compile(case.fn, backend=b)
             out = case.run(cf)
-            first = time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
         except Exception as exc:  # noqa: BLE001 - reported in the table instead of a time
+            why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:200]
             if _unavailable(exc):
-                note = f"{b} unavailable ({type(exc).__name__}: {exc})"
-                if i + 1 < len(tries):
-                    continue
-                return None, None, None, None, f"n/a ({note})"
-            return None, b, None, None, f"error: {type(exc).__name__}: {str(exc)[:120]}"
-        return cf, (b if compiler is None else "custom"), first, case.collect(out), note
-    raise AssertionError("unreachable")
+                detail = f"backend {b} unavailable ({why})"
+                continue
+            return FirstCall(backend=b, status="error", message=f"error: {type(exc).__name__}",
+                             detail=f"backend {b}: {why}")
+        ran = b if compiler is None else "custom"
+        if detail:
+            detail += f"; {ran} ran instead"
+        return FirstCall(cf, ran, seconds, case.collect(out), detail=detail)
+    return FirstCall(status="n/a", message=f"n/a ({backend} unavailable)", detail=detail)
 
 
 def measure(case: Case, *, backend: str = "llvm", compiler: Callable | None = None,
@@ -322,25 +339,22 @@ def measure(case: Case, *, backend: str = "llvm", compiler: Callable | None = No
     say = progress or (lambda s: None)
     timing = {"warmup": warmup, "min_reps": min_reps, "max_reps": max_reps,
               "target_s": target_s, "number": case.number}
-    res = Result()
     say("eager reference")
     names, ref = reference or case.collect(case.run(case.fn))
     say("compiling (first call)")
-    cf, res.backend, res.first_call_s, got, note = compile_first_call(case, backend, compiler)
-    if cf is not None:
-        res.kernels = kernels_text(getattr(cf, "last_stats", None))
-        res.compile_s = (getattr(cf, "last_stats", None) or {}).get("compile_s")
-        ok, res.max_err, where = check_close(ref, got[1], names)
-        res.status = "ok" if ok else "mismatch"
-        res.message = note if ok else mismatch_text(res.max_err, where)
-        if not ok:  # no time of any kind for a wrong result
-            res.first_call_s = res.compile_s = None
-    else:
-        res.status = "error" if note.startswith("error") else "n/a"
-        res.message = note
+    fc = compile_first_call(case, backend, compiler)
+    res = Result(backend=fc.backend, status=fc.status, message=fc.message, detail=fc.detail)
+    if fc.fn is not None:
+        stats = getattr(fc.fn, "last_stats", None) or {}
+        ok, res.max_err, where = check_close(ref, fc.results[1], names)
+        if ok:
+            res.first_call_s, res.compile_s = fc.seconds, stats.get("compile_s")
+            res.kernels = kernels_text(stats)
+        else:  # no time of any kind for a wrong result
+            res.status, res.message = "mismatch", mismatch_text(res.max_err, where)
     if res.status == "ok":
         say(f"timing eager and compiled ({res.backend}), interleaved")
-        res.eager, res.compiled = time_fns([case.step(case.fn), case.step(cf)], **timing)
+        res.eager, res.compiled = time_fns([case.step(case.fn), case.step(fc.fn)], **timing)
     else:
         say("timing eager")
         res.eager = time_fn(case.step(case.fn), **timing)
@@ -387,8 +401,8 @@ def compare(fn: Callable, *args, backward: bool = True, backend: str = "llvm",
                   target_s=target_s)
     if verbose:
         print(format_table(RESULT_HEADERS, [result_cells(res)]))
-        if res.status == "ok" and res.message:
-            print(f"note: {res.message}")
+        if res.detail:
+            print(f"note: {res.detail}")
         if res.backend:
             print(f"backend: {res.backend}")
     return res

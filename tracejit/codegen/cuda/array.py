@@ -82,6 +82,10 @@ class CudaArray:
         from . import eager
         return eager.copy(self)
 
+    def copy_from(self, other) -> None:
+        from . import eager
+        eager.copy_into(self, other)
+
     def __iadd__(self, other):
         from . import eager
         eager.add_into(self, other)
@@ -182,7 +186,7 @@ def broadcast_to(a: CudaArray, shape) -> CudaArray:
 def basic_index(a: CudaArray, key: tuple) -> CudaArray:
     """a[key] for a key of ints, slices and None (a view, as numpy's basic indexing)."""
     v, p = _stand_in(a)
-    return _like(a, v[key], p)
+    return _like(a, v[tuple(key) + (Ellipsis,)], p)   # (an all-int key would give a scalar)
 
 
 def flip(a: CudaArray, dims) -> CudaArray:

@@ -29,7 +29,8 @@ _CAST = REGISTRY["cast"]
 
 def run(op, datas: list, params: dict):
     """op applied to `datas` (CudaArrays, host 0-d arrays; index ops also host index arrays)."""
-    check_devices(datas[:2] if op.kind == "index" else datas)
+    # (index tensors may stay on the host, as torch allows)
+    check_devices(datas[:{"index": 1, "index_put": 2}.get(op.name, len(datas))])
     name = op.name
     if op.kind == "elementwise":
         return elementwise(op, datas, params)

@@ -1,7 +1,7 @@
 """Source generation for `KernelRunner` (kernels.py): one numba.cuda kernel per fused `Kernel`.
 
-`generate` emits, in this order of parameters: per operand `b{j}, o{j}` (buffer, offset) or
-`c{j}` (a scalar); per store `y{q}, yo{q}`; when split, one partials buffer `p{i}` per
+`generate` emits, in this order of parameters: per operand `ab{j}, ao{j}` (buffer, offset) or
+`ac{j}` (a scalar); per store `y{q}, yo{q}`; when split, one partials buffer `p{i}` per
 reduction; in runtime mode the strides `s{load}_{axis}`, `os{store}_{axis}` and sizes `n{axis}`;
 last `nsplit`. Iteration indices are `x{axis}`, step values `v{step}`. A reduction kernel walks
 tiles of kept points (block-uniform loop, so every thread reaches every `syncthreads`), and for
@@ -69,7 +69,7 @@ class _Gen:
         r, k = self.r, self.k
         ps = []
         for j in range(len(r.values)):
-            ps += [f"c{j}"] if self.scal[j] else [f"b{j}", f"o{j}"]
+            ps += [f"ac{j}"] if self.scal[j] else [f"ab{j}", f"ao{j}"]
         for q in range(len(k.stores)):
             ps += [f"y{q}", f"yo{q}"]
         if self.split:
@@ -112,10 +112,10 @@ class _Gen:
         j = self.r.op_of[li]
         dt = st.dtype.name
         if self.scal[j]:
-            src = f"{CTOR[dt]}(c{j})"
+            src = f"{CTOR[dt]}(ac{j})"
         else:
             addr = " + ".join([base] + self.terms(self.lstride[li], axes))
-            src = f"{CTOR[dt]}(b{j}[{addr}])"
+            src = f"{CTOR[dt]}(ab{j}[{addr}])"
         self.em.line(f"v{i} = {src}")
         vals[i] = E(f"v{i}", dt)
 
@@ -161,10 +161,10 @@ class _Gen:
                 if is_flat(self.lstride[li]) and not self.scal[self.r.op_of[li]]:
                     j = self.r.op_of[li]
                     dt = k.steps[i].dtype.name
-                    em.line(f"v{i} = {CTOR[dt]}(b{j}[o{j} + i])")
+                    em.line(f"v{i} = {CTOR[dt]}(ab{j}[ao{j} + i])")
                     vals[i] = E(f"v{i}", dt)
                 else:
-                    self.load(i, vals, f"o{self.r.op_of[li]}", axes)
+                    self.load(i, vals, f"ao{self.r.op_of[li]}", axes)
             for q, st in enumerate(k.stores):
                 if is_flat(self.sstride[q]):
                     em.line(f"y{q}[yo{q} + i] = {vals[st.step]}")
@@ -207,7 +207,7 @@ class _Gen:
             for li in sorted(inner_loads):
                 j = self.r.op_of[li]
                 if not self.scal[j]:
-                    em.line(f"kb{li} = " + " + ".join([f"o{j}"] + self.terms(
+                    em.line(f"kb{li} = " + " + ".join([f"ao{j}"] + self.terms(
                         self.lstride[li], kept)))
             vals: dict = {}
             self.outer_level(0, vals, kept)
@@ -242,7 +242,7 @@ class _Gen:
         for i, st in enumerate(k.steps):
             if st.inner or st.op in REDUCTIONS or st.after != level:
                 continue
-            self.step(i, vals, lambda li: f"o{self.r.op_of[li]}", kept)
+            self.step(i, vals, lambda li: f"ao{self.r.op_of[li]}", kept)
 
     def range_loop(self, p: int, rs: list, acc: dict, vals: dict, kept, red) -> None:
         k, em, m = self.k, self.em, self.m

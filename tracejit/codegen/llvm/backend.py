@@ -90,6 +90,7 @@ class CompiledGraph:
                 self._steps.append(("n", s, [id(u) for u in s.inputs], [id(s)], None))
         self._plan_lifetimes()
         self._warm_up()
+        self._program()
 
     def _fallback(self, k: Kernel, e: Exception) -> _NumpyKernel:
         logger.warning("kernel %s could not be compiled (%s: %s); it runs through numpy",
@@ -100,7 +101,7 @@ class CompiledGraph:
         """After which step each value is dead; outside nodes may return views of their inputs,
         so a value lives as long as anything computed from it outside kernels."""
         out_ids = {id(o) for o in self._run.outputs}
-        last: dict = {}
+        last: dict = dict.fromkeys(out_ids, len(self._steps))
         for i in range(len(self._steps) - 1, -1, -1):
             kind, _, ins, outs, _ = self._steps[i]
             for v in ins:
@@ -113,8 +114,9 @@ class CompiledGraph:
             if kind != "k":
                 continue
             for v in outs:
-                if v not in out_ids:
-                    self._free_after[max(last.get(v, i), i)].append(v)
+                end = max(last.get(v, i), i)
+                if v not in out_ids and end < len(self._steps):
+                    self._free_after[end].append(v)
         self._out_ids = out_ids
 
     def _warm_up(self) -> None:
@@ -123,22 +125,15 @@ class CompiledGraph:
         for kind, s, ins, outs, types in self._steps:
             if kind == "n":
                 n = s
-                if n.op in ("reshape", "permute", "expand") or (
-                        n.op == "index" and all(k[0] in "isn" for k in n.params["key"])):
-                    try:
-                        env[id(n)] = np.asarray(REGISTRY[n.op].eager(env[ins[0]], **n.params))
-                        continue
-                    except Exception:  # noqa: BLE001 - a view numpy cannot take: a copy
-                        pass
-                env[id(n)] = _fake(n)
+                env[id(n)] = _dry_view(n, env[ins[0]] if ins else None)
                 continue
             outs_a = [_fake_like(sh, dt) for sh, dt in types]
             for v, a in zip(outs, outs_a):
                 env[v] = a
             if hasattr(s, "plan"):
                 try:
-                    s.plan([_cast_view(env[v], ld.value) for v, ld in zip(ins, s.k.loads)]
-                           + outs_a)
+                    s.plan([_conform(env[v], ld.value.type.dtype.np, ld.value.shape)
+                            for v, ld in zip(ins, s.k.loads)] + outs_a)
                 except Exception as e:  # noqa: BLE001
                     idx = self.kernels.index(s)
                     self.kernels[idx] = fb = self._fallback(s.k, e)
@@ -149,73 +144,127 @@ class CompiledGraph:
     def describe(self) -> str:
         return self.schedule.describe()
 
+    def _program(self) -> None:
+        """The call as flat tuples, so that a call does little more than the kernels' work."""
+        run = self._run
+        self._inputs = [(id(n), n.type.dtype.np, n.shape) for n in run.inputs]
+        prog = []
+        for i, (kind, s, ins, outs, types) in enumerate(self._steps):
+            free = tuple(self._free_after[i])
+            if kind == "n":
+                leaves = [None if v in self._known(i) else u for v, u in zip(ins, s.inputs)]
+                prog.append((False, s, ins, leaves, outs[0], free))
+            else:
+                # only what numpy computed outside kernels may come back as a scalar or in
+                # another dtype; inputs were checked and kernel outputs are exact
+                exact = self._known_exact(i)
+                specs = [None if v in exact else (ld.value.type.dtype.np, ld.value.shape)
+                         for v, ld in zip(ins, s.k.loads)]
+                o = [(v, sh, dt, v in self._out_ids) for v, (sh, dt) in zip(outs, types)]
+                prog.append((True, s, ins, specs, o, free))
+        self._prog = prog
+        nout = len(run.outputs) - self._nchecks
+        self._outs = [(id(o), o.type.dtype.np, o) for o in run.outputs[:nout]]
+        self._checks = [id(o) for o in run.outputs[nout:]]
+
+    def _known_exact(self, i: int) -> set:
+        """Values before step i that are graph inputs or kernel outputs."""
+        exact = {id(n) for n in self._run.inputs}
+        for kind, _, _, outs, _ in self._steps[:i]:
+            if kind == "k":
+                exact.update(outs)
+        return exact
+
+    def _known(self, i: int) -> set:
+        """Values in the environment before step i (inputs and earlier steps' results)."""
+        known = {id(n) for n in self._run.inputs}
+        for kind, _, _, outs, _ in self._steps[:i]:
+            known.update(outs)
+        return known
+
     def __call__(self, arrays: list) -> list:
-        g = self.graph
-        if len(arrays) != len(g.inputs):
-            raise TypeError(f"{g.name}: expected {len(g.inputs)} input arrays, got {len(arrays)}")
+        if len(arrays) != len(self._inputs):
+            raise TypeError(f"{self.graph.name}: expected {len(self._inputs)} input arrays, got "
+                            f"{len(arrays)}")
         env: dict = {}
-        for n, a in zip(g.inputs, arrays):
-            a = np.asarray(a)
-            if a.dtype != n.type.dtype.np or a.shape != n.shape:
-                raise TypeError(f"{g.name}: input %{n.name} must be {n.type}, got "
+        for (key, dt, shape), a in zip(self._inputs, arrays):
+            if type(a) is not np.ndarray:
+                a = np.asarray(a)
+            if (a.dtype is not dt and a.dtype != dt) or a.shape != shape:
+                n = self.graph.inputs[len(env)]
+                raise TypeError(f"{self.graph.name}: input %{n.name} must be {n.type}, got "
                                 f"{a.dtype}{list(a.shape)}")
-            env[id(n)] = a
+            env[key] = a
         pool: dict = {}
         fresh: set = set()
-        for i, (kind, s, ins, outs, types) in enumerate(self._steps):
-            if kind == "n":
-                n = s
-                if n.op == "const":
-                    env[id(n)] = n.value
+        for is_kernel, s, ins, extra, outs, free in self._prog:
+            if not is_kernel:
+                if s.op == "const":
+                    env[outs] = s.value
                 else:
-                    env[id(n)] = np.asarray(REGISTRY[n.op].eager(
-                        *(env[v] if v in env else _leaf(u) for v, u in zip(ins, n.inputs)),
-                        **n.params))
+                    args = [env[v] if u is None else _leaf(u) for v, u in zip(ins, extra)]
+                    r = REGISTRY[s.op].eager(*args, **s.params)
+                    env[outs] = r if type(r) is np.ndarray else np.asarray(r)
             else:
                 out_arrays = []
-                for v, (sh, dt) in zip(outs, types):
-                    if v in self._out_ids:
-                        a = np.empty(sh, dt)
+                for v, shape, dt, is_out in outs:
+                    if is_out:
+                        a = np.empty(shape, dt)
                         fresh.add(id(a))
                     else:
-                        a = _take(pool, sh, dt)
+                        a = _take(pool, shape, dt)
                     env[v] = a
                     out_arrays.append(a)
-                s.run([_cast_view(env[v], ld.value) for v, ld in zip(ins, s.k.loads)],
-                      out_arrays)
-            for v in self._free_after[i]:
+                loads = []
+                for v, spec in zip(ins, extra):
+                    a = env[v]
+                    if spec is not None:
+                        a = _conform(a, *spec)
+                    loads.append(a)
+                s.run(loads, out_arrays)
+            for v in free:
                 a = env.pop(v)
                 pool.setdefault(a.nbytes, []).append(a)
+        for v in self._checks:
+            if env[v].any():
+                raise IndexError(f"{self.graph.name}: an index is out of bounds in a row-wise "
+                                 f"gather or scatter (x[arange(n)[:, None], idx]); check its "
+                                 f"values")
         result = []
-        outputs = self._run.outputs
-        for o in outputs[len(outputs) - self._nchecks:]:
-            bad = env[id(o)]
-            if bad.any():
-                raise IndexError(f"{g.name}: an index is out of bounds in a row-wise gather or "
-                                 f"scatter (x[arange(n)[:, None], idx]); check its values")
-        for o in outputs[:len(outputs) - self._nchecks]:
-            a = env[id(o)] if id(o) in env else _leaf(o)
+        for v, dt, o in self._outs:
+            a = env[v] if v in env else _leaf(o)
             if id(a) in fresh:
                 fresh.discard(id(a))      # a second use of the same output gets a copy
             else:
-                a = np.array(a, dtype=o.type.dtype.np, order="C", copy=True)
+                a = np.array(a, dtype=dt, order="C", copy=True)
             result.append(a)
         return result
+
+
+def _dry_view(n: Node, src) -> np.ndarray:
+    """What an outside node gives for a stride-only input: numpy's view for movement ops (it
+    takes no data), a contiguous stand-in for everything else."""
+    if src is not None and (n.op in ("reshape", "permute", "expand", "detach") or (
+            n.op == "index" and all(k[0] in "isn" for k in n.params["key"]))):
+        try:
+            return np.asarray(REGISTRY[n.op].eager(src, **n.params))
+        except ValueError as e:    # numpy needs a copy for this reshape
+            logger.debug("no view for %s: %s", n.op, e)
+    return _fake(n)
 
 
 def _fake_like(shape: tuple, dt: np.dtype) -> np.ndarray:
     return as_strided(np.zeros(1, dt), shape, _c_strides(shape, dt.itemsize))
 
 
-def _cast_view(a: np.ndarray, node: Node) -> np.ndarray:
-    """The array a kernel reads for node (numpy may have given a scalar or another dtype)."""
+def _conform(a, dt: np.dtype, shape: tuple) -> np.ndarray:
+    """The array a kernel reads (numpy may have given a scalar or another dtype)."""
+    if type(a) is np.ndarray and a.dtype is dt and a.shape == shape:
+        return a
     a = np.asarray(a)
-    want = node.type.dtype.np
-    if a.dtype != want:
-        a = a.astype(want)
-    if a.shape != node.shape:
-        a = a.reshape(node.shape)
-    return a
+    if a.dtype != dt:
+        a = a.astype(dt)
+    return a if a.shape == shape else a.reshape(shape)
 
 
 def _take(pool: dict, shape: tuple, dt: np.dtype) -> np.ndarray:

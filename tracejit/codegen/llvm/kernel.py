@@ -30,6 +30,14 @@ def _c(v: int) -> ir.Constant:
     return ir.Constant(I64, v)
 
 
+def column_mode(k: Kernel) -> bool:
+    """Reduce over leading axes of a contiguous trailing kept axis (a column sum): the innermost
+    loop runs along that axis, accumulating a block of outputs at once in memory."""
+    n = len(k.shape)
+    return k.splittable and bool(k.kept_axes) and k.kept_axes[-1] == n - 1 and \
+        k.shape[-1] >= 8 and bool(k.reduce_axes)
+
+
 def loop_dims(k: Kernel) -> tuple:
     """(number of outer loop dims, number of reduce loop dims); each at least 1."""
     if not k.is_reduce:
@@ -37,67 +45,12 @@ def loop_dims(k: Kernel) -> tuple:
     return max(1, len(k.kept_axes)), max(1, len(k.reduce_axes))
 
 
-class _Acc:
-    """How one reduction accumulates: type, identity, combine, final conversion."""
-
-    def __init__(self, op: str, src: str, out: str) -> None:
-        self.op, self.src, self.out = op, src, out
-        fl = src in ("float32", "float64")
-        if op in ("all", "any") or (src == "bool" and op in ("amax", "amin")):
-            self.kind = "and" if op in ("all", "amin") else "or"
-            self.ty = I1
-            self.init = 1 if self.kind == "and" else 0
-        elif op in ("sum", "prod"):
-            self.kind = "fadd" if op == "sum" and fl else "fmul" if fl else \
-                "add" if op == "sum" else "mul"
-            self.ty = ir.DoubleType() if op == "sum" and fl else DTYPES[src] if fl else I64
-            self.init = 0 if op == "sum" else 1
-        else:
-            self.kind = ("maximum" if op == "amax" else "minimum") if fl else \
-                ("smax" if op == "amax" else "smin")
-            self.ty = DTYPES[src]
-            w = 0 if fl else DTYPES[src].width
-            self.init = (float("-inf") if op == "amax" else float("inf")) if fl else \
-                (-(1 << (w - 1)) if op == "amax" else (1 << (w - 1)) - 1)
-
-    def identity(self) -> ir.Constant:
-        return ir.Constant(self.ty, self.init if self.ty != I1 else int(self.init))
-
-    def prep(self, m: LLVMScalar, v: ir.Value) -> ir.Value:
-        b = m.b
-        if self.ty == I1:
-            return m.ne(v, 0) if v.type != I1 else v
-        if v.type == self.ty:
-            return v
-        if isinstance(self.ty, ir.DoubleType):
-            return b.fpext(v, self.ty)
-        return b.zext(v, self.ty) if v.type == I1 else b.sext(v, self.ty)
-
-    def combine(self, m: LLVMScalar, a: ir.Value, v: ir.Value, reassoc: bool) -> ir.Value:
-        b, fl = m.b, ("reassoc",) if reassoc else ()
-        k = self.kind
-        if k == "fadd":
-            return b.fadd(a, v, flags=fl)
-        if k == "fmul":
-            return b.fmul(a, v, flags=fl)
-        if k in ("add", "mul", "and", "or"):
-            return getattr(b, k + ("_" if k in ("and", "or") else ""))(a, v)
-        return m._intr(k, a, v)      # llvm.maximum/minimum propagate NaN, as numpy does
-
-    def final(self, m: LLVMScalar, a: ir.Value) -> ir.Value:
-        want = DTYPES[self.out]
-        if a.type == want:
-            return a
-        if isinstance(a.type, ir.DoubleType):
-            return m.b.fptrunc(a, want)
-        return m.b.zext(a, want) if a.type == I1 else m.b.trunc(a, want)
-
-
 class _Fn:
     """Builder state of one generated function."""
 
-    def __init__(self, low: "_Lowering", name: str) -> None:
+    def __init__(self, low: _Lowering, name: str, all_inner: bool) -> None:
         self.low, k = low, low.k
+        self.all_inner = all_inner   # every value varies in the innermost loop
         args = [I64, I64, I64.as_pointer()] + [MEM[t].as_pointer() for t in low.op_dtypes]
         if low.split:
             args.append(I8.as_pointer())
@@ -189,6 +142,7 @@ class _Fn:
 
         def body(t, accs):
             self.scopes.append({})
+            self.elem_index = t
             for o, p in rowptr.items():
                 cls = low.pattern[o]
                 if cls == "1":
@@ -203,6 +157,16 @@ class _Fn:
         return self.loop(lo, hi, inits, body)
 
     # --- values ---
+    def inner(self, i: int) -> bool:
+        return self.all_inner or self.k.steps[i].inner
+
+    def operands(self, steps: set, stores: list) -> list:
+        """Operands read or written inside the innermost loop by these steps and stores."""
+        ops = {self.k.steps[i].params["load"] for i in steps
+               if self.k.steps[i].op == "load" and self.inner(i)}
+        ops.update(self.low.nload + s for s in stores)
+        return sorted(ops)
+
     def value(self, i: int) -> ir.Value:
         for s in reversed(self.scopes):
             if i in s:
@@ -211,7 +175,7 @@ class _Fn:
         m, b = self.m, self.b
         if st.op == "load":
             o = st.params["load"]
-            ptr = self.cur_off[o] if self.low.inner(i) else \
+            ptr = self.cur_off[o] if self.inner(i) else \
                 b.gep(self.ptrs[o], [self.base.get(o, _c(0))], inbounds=True)
             v = b.load(ptr)
             if st.dtype.name == "bool":
@@ -232,7 +196,7 @@ class _Fn:
         """Compute, in the current (outer) scope, the outer values that roots need."""
         for i in sorted(self.low.closure(roots)):
             st = self.k.steps[i]
-            if not self.low.inner(i) and st.op not in REDUCTIONS:
+            if not self.inner(i) and st.op not in REDUCTIONS:
                 self.value(i)
 
     def store(self, s: int, v: ir.Value, ptr) -> None:
@@ -259,11 +223,6 @@ class _Lowering:
         self.nk, self.nr, self.nd = nk, nr, nk + nr
         self.split = k.splittable
         self.reds = [i for i, s in enumerate(k.steps) if s.op in REDUCTIONS]
-        self.accs = {i: _Acc(k.steps[i].op, k.steps[k.steps[i].args[0]].dtype.name,
-                             k.steps[i].dtype.name) for i in self.reds}
-
-    def inner(self, i: int) -> bool:
-        return self.k.steps[i].inner or not self.k.is_reduce
 
     def closure(self, roots: list) -> set:
         seen: set = set()
@@ -277,26 +236,20 @@ class _Lowering:
                 stack.extend(self.k.steps[i].args)
         return seen
 
-    def operands(self, steps: set, stores: list) -> list:
-        """Inner operands touched by these steps and stores."""
-        ops = {self.k.steps[i].params["load"] for i in steps
-               if self.k.steps[i].op == "load" and self.inner(i)}
-        ops.update(self.nload + s for s in stores)
-        return sorted(ops)
-
     def build(self) -> str:
         if not self.k.is_reduce:
             self.elementwise()
         else:
-            self.reduction()
+            from .reduce import lower_reduction
+            lower_reduction(self, _Fn)
         return str(self.mod)
 
     # --- elementwise: one flat range over every element ---
     def elementwise(self) -> None:
-        f = _Fn(self, "main")
+        f = _Fn(self, "main", True)
         stores = list(range(len(self.k.stores)))
         roots = [s.step for s in self.k.stores]
-        ops = self.operands(self.closure(roots), stores)
+        ops = f.operands(self.closure(roots), stores)
 
         def inner(rowptr, cnt, accs, last):
             def each(_):
@@ -307,113 +260,6 @@ class _Lowering:
             return []
         f.flat(f.start, f.stop, list(range(self.nd)), ops, [], inner)
         f.b.ret_void()
-
-    # --- reductions ---
-    def pass_loop(self, f: _Fn, p: int, lo, hi, stores: list) -> None:
-        """One walk over the reduce range: accumulate pass p's reductions, store `stores`."""
-        k, b = self.k, f.b
-        reds = [i for i in self.reds if k.steps[i].params["pass"] == p]
-        roots = [k.steps[i].args[0] for i in reds] + [k.stores[s].step for s in stores]
-        need = self.closure(roots)
-        f.prepare(roots)
-        ops = self.operands(need, stores)
-        dims = list(range(self.nk, self.nd))
-        acc = [self.accs[i] for i in reds]
-
-        def each(blk):
-            for s in stores:
-                f.store(s, f.value(k.stores[s].step), f.cur_off[self.nload + s])
-            return [a.combine(f.m, x, a.prep(f.m, f.value(k.steps[i].args[0])), True)
-                    for a, x, i in zip(acc, blk, reds)]
-
-        def inner(rowptr, cnt, accs, last):
-            if not reds:
-                f.elements(rowptr, last, _c(0), cnt, [], each)
-                return []
-
-            def block(t0, tot):
-                end = b.add(t0, _c(BLOCK))
-                end = b.select(b.icmp_signed("<", end, cnt), end, cnt)
-                part = f.elements(rowptr, last, t0, end, [a.identity() for a in acc], each)
-                return end, [a.combine(f.m, x, y, False) for a, x, y in zip(acc, tot, part)]
-            return f.loop(_c(0), cnt, accs, block)
-        res = f.flat(lo, hi, dims, ops, [a.identity() for a in acc], inner)
-        for i, a, r in zip(reds, acc, res):
-            f.scopes[-1][i] = r if self.split else a.final(f.m, r)
-
-    def item(self, f: _Fn, o) -> None:
-        """Kept-dim offsets of output item o, for every operand."""
-        f.base = f.offsets(o, list(range(self.nk)), list(range(len(f.ptrs))), {})
-
-    def reduction(self) -> None:
-        k = self.k
-        n = self.k.npasses
-        inner_st = [s for s, st in enumerate(k.stores) if st.inner]
-        outer_st = [s for s, st in enumerate(k.stores) if not st.inner]
-        f = _Fn(self, "main")
-        b = f.b
-        qtot = _c(1)
-        for d in range(self.nk, self.nd):
-            qtot = b.mul(qtot, f.shape[d])
-
-        def item(w, _):
-            f.scopes.append({})
-            if self.split:
-                o, s = b.udiv(w, f.nsplit), b.urem(w, f.nsplit)
-                lo = b.udiv(b.mul(qtot, s), f.nsplit)
-                hi = b.udiv(b.mul(qtot, b.add(s, _c(1))), f.nsplit)
-            else:
-                o, lo, hi = w, _c(0), qtot
-            self.item(f, o)
-            for p in range(n):
-                self.pass_loop(f, p, lo, hi,
-                               [s for s in inner_st if k.steps[k.stores[s].step].after == p])
-            if self.split:
-                for a, i in enumerate(self.reds):
-                    slot = b.gep(f.scratch, [b.mul(b.add(b.mul(w, _c(len(self.reds))), _c(a)),
-                                                   _c(8))], inbounds=True)
-                    b.store(f.scopes[-1][i],
-                            b.bitcast(slot, self.accs[i].ty.as_pointer()))
-            else:
-                late = [s for s in inner_st if k.steps[k.stores[s].step].after == n]
-                if late:
-                    self.pass_loop(f, n, lo, hi, late)
-                f.store_outer(outer_st)
-            f.scopes.pop()
-            return b.add(w, _c(1)), []
-        f.loop(f.start, f.stop, [], item)
-        b.ret_void()
-        if self.split:
-            self.finalize(outer_st)
-
-    def finalize(self, outer_st: list) -> None:
-        """fin(start, stop, ...): combine each output's partials, then the epilogue."""
-        f = _Fn(self, "fin")
-        b = f.b
-        nacc = len(self.reds)
-
-        def item(o, _):
-            f.scopes.append({})
-            self.item(f, o)
-
-            def part(s, accs):
-                w = b.add(b.mul(o, f.nsplit), s)
-                out = []
-                for a, (i, x) in enumerate(zip(self.reds, accs)):
-                    slot = b.gep(f.scratch, [b.mul(b.add(b.mul(w, _c(nacc)), _c(a)), _c(8))],
-                                 inbounds=True)
-                    y = b.load(b.bitcast(slot, self.accs[i].ty.as_pointer()))
-                    out.append(self.accs[i].combine(f.m, x, y, False))
-                return b.add(s, _c(1)), out
-            res = f.loop(_c(0), f.nsplit, [self.accs[i].identity() for i in self.reds], part)
-            for i, r in zip(self.reds, res):
-                f.scopes[-1][i] = self.accs[i].final(f.m, r)
-            f.store_outer(outer_st)
-            f.scopes.pop()
-            return b.add(o, _c(1)), []
-        f.loop(f.start, f.stop, [], item)
-        b.ret_void()
-
 
 def lower(k: Kernel, pattern: str) -> tuple:
     """(LLVM IR text, function names) of kernel k for one innermost-stride pattern."""

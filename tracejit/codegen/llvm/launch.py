@@ -17,12 +17,27 @@ import numpy as np
 from ...ir.kernel import Kernel
 from .. import threadpool
 from . import engine
-from .kernel import loop_dims, lower
+from .kernel import column_mode, loop_dims, lower
+from .reduce import JB
 
 _TRANSCENDENTAL = {"exp", "exp2", "expm1", "log", "log2", "log1p", "tanh", "sin", "cos", "erf",
                    "pow", "sigmoid", "softplus"}
 _CHUNK_NS = 50_000           # target work per thread-pool chunk
 _fns: dict = {}              # IR text -> {name: ctypes function}
+
+
+def _address_reader():
+    """An ndarray's data address. `a.ctypes.data` costs microseconds, which matters for small
+    calls (W5); numpy's array struct starts with PyObject_HEAD then `char *data`, so read that
+    field directly, after checking on a few arrays that it agrees with the slow way."""
+    read, off = ctypes.c_void_p.from_address, object.__basicsize__
+    probes = [np.ones(3), np.ones((2, 3))[:, 1:], np.zeros(0), np.ones(())]
+    if all((read(id(a) + off).value or 0) == a.ctypes.data for a in probes):
+        return lambda a: read(id(a) + off).value or 0
+    return lambda a: a.ctypes.data
+
+
+address = _address_reader()
 
 
 def _compile(text: str, names: list, nptr: int) -> dict:
@@ -36,7 +51,8 @@ def _compile(text: str, names: list, nptr: int) -> dict:
 
 
 class _Plan:
-    __slots__ = ("meta", "meta_ptr", "fns", "items", "nsplit", "grain", "fin_grain", "pattern")
+    __slots__ = ("fin_grain", "fns", "grain", "items", "meta", "meta_ptr", "nsplit", "outputs",
+                 "pattern")
 
 
 class KernelLauncher:
@@ -55,6 +71,8 @@ class KernelLauncher:
         light = len(k.steps) - heavy
         self.cost_elem = 0.3 * loads + 1.0 * heavy + 0.05 * light + 0.1
         self.nptr = len(self.dims) + (1 if k.splittable else 0)
+        self.column = column_mode(k)
+        self.splittable = k.splittable
 
     def _inner(self, dims) -> bool:
         return not self.k.is_reduce or any(d in self.k.reduce_axes for d in dims)
@@ -105,23 +123,27 @@ class KernelLauncher:
         else:
             dims = merged(list(range(len(shape))), self.nk)
         p = _Plan()
-        last = dims[-1]
+        last = dims[self.nk - 1] if self.column else dims[-1]
         pat = "".join(("1" if last[1][o] == 1 else "0" if last[1][o] == 0 else "s")
-                      if self.inner_ops[o] else "0" for o in range(nops))
+                      if self.inner_ops[o] or self.column else "0" for o in range(nops))
         nth = threadpool.num_threads()
         outer = int(np.prod([d[0] for d in dims[:self.nk]]))
         q = int(np.prod([d[0] for d in dims[self.nk:]])) if k.is_reduce else 1
+        # column mode: an item is a block of JB outputs along the innermost kept axis
+        blocks = outer // last[0] * -(-last[0] // JB) if self.column else outer
+        width = min(JB, last[0]) if self.column else 1
         nsplit = 1
-        if k.splittable and outer < 2 * nth and q * self.cost_elem > 2 * _CHUNK_NS:
-            nsplit = max(1, min(-(-4 * nth // max(outer, 1)), q // 16384))
+        if k.splittable and blocks < 2 * nth and q * width * self.cost_elem > 2 * _CHUNK_NS:
+            nsplit = max(1, min(-(-4 * nth // max(blocks, 1)), q // 1024))
         meta = [nsplit] + [d[0] for d in dims] + [d[1][o] for o in range(nops) for d in dims]
         p.meta = np.array(meta, dtype=np.int64)
         p.meta_ptr = p.meta.ctypes.data
         p.pattern = pat
         p.fns = self.functions(pat)
         p.nsplit = nsplit
-        p.items = outer * nsplit
-        per_item = self.cost_elem * (q / nsplit) * (k.npasses + 1 if k.is_reduce else 1)
+        p.outputs = outer
+        p.items = blocks * nsplit
+        per_item = self.cost_elem * (q / nsplit) * (k.npasses + 1 if k.is_reduce else 1) * width
         p.grain = max(1, int(_CHUNK_NS / max(per_item, 1e-3)))
         p.fin_grain = max(1, int(_CHUNK_NS / max(self.nacc * nsplit * 2.0, 1.0)))
         return p
@@ -131,12 +153,13 @@ class KernelLauncher:
         p = self.plan(arrays)
         if p.items == 0:
             return
-        ptrs = [a.ctypes.data for a in arrays]
-        if self.k.splittable:
-            scratch = np.empty(p.items * max(self.nacc, 1), dtype=np.int64)
-            ptrs.append(scratch.ctypes.data)
+        ptrs = [address(a) for a in arrays]
+        if self.splittable:
+            scratch = np.empty(p.outputs * p.nsplit * max(self.nacc, 1), dtype=np.int64)
+            ptrs.append(address(scratch))
             threadpool.parallel_for(p.fns["main"], p.items, (p.meta_ptr, *ptrs), p.grain)
-            threadpool.parallel_for(p.fns["fin"], p.items // p.nsplit, (p.meta_ptr, *ptrs),
-                                    p.fin_grain)
+            threadpool.parallel_for(p.fns["fin"], p.outputs, (p.meta_ptr, *ptrs), p.fin_grain)
+        elif p.items < 2 * p.grain:
+            p.fns["main"](0, p.items, p.meta_ptr, *ptrs)      # too little work to share
         else:
             threadpool.parallel_for(p.fns["main"], p.items, (p.meta_ptr, *ptrs), p.grain)

@@ -345,8 +345,8 @@ def _order(g: Graph, groups: list, owner: dict, f: _Fuser) -> list | None:
         needed.update(id(v) for v in n.inputs)
     for u in [u for u in deps if u[0] == "n" and f.kind[u[1]] == "leaf" and u[1] not in needed]:
         del deps[u]      # uniform constants only kernels read: inlined there
-    for u in deps:
-        deps[u].discard(u)
+    for u, ds in deps.items():
+        ds.discard(u)
     users: dict = {u: [] for u in deps}
     for u, ds in deps.items():
         for d in ds:

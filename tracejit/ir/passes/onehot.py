@@ -24,8 +24,14 @@ KEY = (("t", 0), ("t", 1))
 
 
 def _arange_rows(n: Node, rows: int) -> bool:
+    """Is n arange(rows) as a column (a const, possibly reshaped: the fold pass leaves large
+    ones as reshape of a 1-d const)?"""
+    if n.shape != (rows, 1):
+        return False
+    while n.op == "reshape":
+        n = n.inputs[0]
     v = n.value
-    return n.op == "const" and v is not None and v.shape == (rows, 1) and \
+    return n.op == "const" and v is not None and v.size == rows and \
         np.array_equal(v.reshape(-1), np.arange(rows))
 
 

@@ -1,0 +1,356 @@
+"""The CUDA backend against CPU eager: every op of the table forward and backward, the fused
+kernel patterns of the compiled path, devices and their errors.
+
+Without a GPU this runs under Numba's CUDA simulator (set here when no NVIDIA driver is present;
+CI sets NUMBA_ENABLE_CUDASIM=1), so sizes stay tiny. Every kernel the tests generate is recorded;
+the last test compiles each one to PTX for a real GPU (sm_90) with numba's own typing when NVVM is
+installed (it is not in CI), which catches what the simulator cannot: numba typing errors.
+"""
+import ctypes.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+if not os.environ.get("NUMBA_ENABLE_CUDASIM") and not (
+        os.path.exists("/dev/nvidia0") or ctypes.util.find_library("cuda")):
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+pytest.importorskip("numba.cuda")
+
+import tracejit as tj  # noqa: E402
+from tracejit.ops import REGISTRY  # noqa: E402
+from tracejit.tensor import apply  # noqa: E402
+
+if not tj.cuda.is_available():
+    pytest.skip(f"CUDA unavailable: {tj.cuda._state['why']}", allow_module_level=True)
+
+from tracejit.codegen.cuda import loader  # noqa: E402
+
+RNG = np.random.default_rng(0)
+TOL = dict(rtol=2e-5, atol=2e-6)
+RECORDED: dict = {}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def record_kernels():
+    """Keep (source, name, argument types) of every launch for the PTX check at the end."""
+    if not loader.SIM:
+        yield
+        return
+    orig = loader._sim_kernel
+
+    def rec(source, name):
+        k = orig(source, name)
+
+        class Launch:
+            def __getitem__(self, cfg):
+                run = k[cfg]
+
+                def call(*args):
+                    RECORDED[(source, name, "(" + ", ".join(map(_nbtype, args)) + ")")] = 1
+                    return run(*args)
+                return call
+        return Launch()
+    loader._sim_kernel = rec
+    yield
+    loader._sim_kernel = orig
+
+
+def _nbtype(a) -> str:
+    if hasattr(a, "shape") and not isinstance(a, np.generic):
+        return {"bool": "boolean"}.get(np.dtype(a.dtype).name, np.dtype(a.dtype).name) + "[::1]"
+    return "boolean" if isinstance(a, bool) else "int64" if isinstance(a, int) else "float64"
+
+
+def both(a: np.ndarray, rg=False):
+    """The same values as a CPU tensor and a CUDA tensor."""
+    c = tj.tensor(a, requires_grad=rg)
+    g = tj.tensor(a, device="cuda", requires_grad=rg)
+    return c, g
+
+
+def close(gpu, cpu, **tol) -> None:
+    assert gpu.device == tj.device("cuda"), gpu.device
+    np.testing.assert_allclose(gpu.cpu().detach().numpy(), cpu.detach().numpy(),
+                               **(tol or TOL))
+
+
+# --- devices and their errors -------------------------------------------------------------
+
+def test_devices_and_transfers():
+    x = tj.tensor([[1.0, 2.0], [3.0, 4.0]], device="cuda")
+    assert x.is_cuda and str(x.device) == "cuda:0" and x.cpu().device == tj.device("cpu")
+    assert x.cuda() is x and tj.ones(2).to("cuda").is_cuda and tj.zeros(2, device="cuda").is_cuda
+    assert "device='cuda:0'" in repr(x)
+    assert x.sum().item() == 10.0 and x.tolist() == [[1.0, 2.0], [3.0, 4.0]] and bool(x[0, 0])
+    with pytest.raises(TypeError, match="can't convert cuda:0 device type tensor to numpy"):
+        x.numpy()
+    with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device, but "
+                                           "found at least two devices, cuda:0 and cpu!"):
+        x + tj.ones(2)
+    assert (x * tj.tensor(2.0)).is_cuda          # 0-d CPU tensors mix, as in torch
+    with pytest.raises(RuntimeError, match="float16 is not supported on CUDA"):
+        tj.ones(2, dtype=tj.float16).cuda()
+    assert tj.zeros_like(x).is_cuda and x.new_ones(3).is_cuda and tj.cuda.device_count() >= 1
+
+
+def test_grad_flows_across_devices():
+    a = tj.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = (a.cuda() * 3.0).sum()
+    y.backward()
+    assert a.grad.device == tj.device("cpu") and a.grad.tolist() == [3.0, 3.0, 3.0]
+
+
+def test_unavailable_cuda_says_why(monkeypatch):
+    monkeypatch.setitem(tj.cuda._state, "backend", None)
+    monkeypatch.setitem(tj.cuda._state, "why", "no usable NVIDIA driver (test)")
+    with pytest.raises(RuntimeError, match="no usable NVIDIA driver.*device='cpu'.*"
+                                           "NUMBA_ENABLE_CUDASIM"):
+        tj.zeros(2, device="cuda")
+    assert not tj.cuda.is_available()
+
+
+def test_missing_numba_cuda_is_reported():
+    code = ("import sys; sys.modules['numba'] = None; import tracejit as tj\n"
+            "print(tj.cuda.is_available())\n"
+            "try:\n    tj.ones(2).cuda()\nexcept RuntimeError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.stdout.startswith("False") and "numba-cuda is not installed" in out.stdout
+
+
+# --- every op of the table, eager, forward and backward -----------------------------------
+
+def _inputs(op, dtype):
+    lo, hi = op.domain
+    shapes = [(3, 4), (4,), (3, 1)][:max(op.nin, 1)]
+    out = []
+    for i, s in enumerate(shapes):
+        if i < getattr(op, "cond_inputs", 0):
+            out.append(RNG.random(s) > 0.5)
+        elif dtype == "bool":
+            out.append(RNG.random(s) > 0.5)
+        elif dtype == "int64":
+            out.append(RNG.integers(1 if lo > 0 else -3, 4, s).astype(np.int64))
+        else:
+            out.append(RNG.uniform(lo, hi, s).astype(dtype))
+    return out
+
+
+ELEMENTWISE = sorted(n for n, op in REGISTRY.items() if op.kind == "elementwise")
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_elementwise_op_forward_backward(name):
+    op = REGISTRY[name]
+    params = {"dtype": "float64"} if name == "cast" else {}
+    dtypes = ["bool"] if op.dtype_rule == "logical" else \
+        ["float32"] + (["int64"] if op.int_ok else [])
+    for dt in dtypes:
+        arrays = _inputs(op, dt)
+        rg = dt == "float32" and op.vjp is not None
+        pairs = [both(a, rg and a.dtype.kind == "f") for a in arrays]
+        cpu = apply(op, *[c for c, _ in pairs], **params)
+        gpu = apply(op, *[g for _, g in pairs], **params)
+        close(gpu, cpu)
+        if rg and cpu.requires_grad:
+            w = RNG.standard_normal(cpu.shape).astype(cpu.dtype.np)
+            (cpu * tj.tensor(w)).sum().backward()
+            (gpu * tj.tensor(w, device="cuda")).sum().backward()
+            for c, g in pairs:
+                if c.requires_grad and c.grad is not None:
+                    close(g.grad, c.grad, rtol=1e-4, atol=1e-5)
+    # a Python scalar operand is a kernel argument, not a copy to the GPU
+    if op.nin == 2 and op.dtype_rule != "logical":
+        c, g = both(_inputs(op, "float32")[0])
+        close(apply(op, g, 1.5), apply(op, c, 1.5))
+
+
+@pytest.mark.parametrize("name", ["sum", "prod", "amax", "amin", "all", "any"])
+def test_reductions(name):
+    a = RNG.uniform(0.5, 1.5, (3, 4, 5)).astype(np.float32)
+    if name in ("all", "any"):
+        a = a > 1.0
+    for dims, keep in [((0, 1, 2), False), ((1,), True), ((0, 2), False), ((2,), False)]:
+        c, g = both(a, rg=a.dtype.kind == "f")
+        cpu, gpu = apply(REGISTRY[name], c, dims=dims, keepdim=keep), \
+            apply(REGISTRY[name], g, dims=dims, keepdim=keep)
+        close(gpu, cpu)
+        if c.requires_grad:
+            cpu.sum().backward()
+            gpu.sum().backward()
+            close(g.grad, c.grad, rtol=1e-4, atol=1e-5)
+    # strided input (a transposed view) and an empty reduction
+    c, g = both(a)
+    red = REGISTRY[name]
+    close(apply(red, g.permute(2, 0, 1), dims=(1,), keepdim=False),
+          apply(red, c.permute(2, 0, 1), dims=(1,), keepdim=False))
+    close(tj.zeros(3, 0, device="cuda").sum(1), tj.zeros(3, 0).sum(1))
+
+
+def test_argmax_argmin_and_max_with_indices():
+    a = np.array([[1.0, 3.0, 3.0, -1.0], [np.nan, 2.0, np.nan, 0.0], [5.0, 5.0, 5.0, 5.0]],
+                 np.float32)
+    c, g = both(a)
+    for f in ("argmax", "argmin"):
+        assert getattr(g, f)(1).tolist() == getattr(c, f)(1).tolist()
+        assert getattr(g, f)().item() == getattr(c, f)().item()
+    v, i = g.max(1)
+    assert i.tolist() == c.max(1).indices.tolist()
+
+
+def test_movement_and_indexing():
+    a = RNG.standard_normal((4, 6)).astype(np.float32)
+    c, g = both(a, rg=True)
+    idx = np.array([3, 0, 3, 1])
+    outs = []
+    for x in (c, g):
+        i = tj.tensor(idx, device=x.device)
+        y = [x.reshape(6, 4), x.t().reshape(-1), x.permute(1, 0)[1:5:2], x[:, None, 2].expand(4, 3),
+             x.flip(1), tj.cat([x, x[:2]], 0), tj.stack([x[0], x[1]], 1), x[i], x[1, i],
+             x.gather(1, i.reshape(4, 1)), tj.nn.functional.pad(x, (1, 2)), x.split(4, 1)[1]]
+        outs.append(y)
+        sum((t * (k + 1)).sum() for k, t in enumerate(y)).backward()
+    for yg, yc in zip(*outs[::-1]):
+        close(yg, yc)
+    close(g.grad, c.grad, rtol=1e-4, atol=1e-5)
+    z = tj.zeros(5, device="cuda")
+    z[tj.tensor([1, 1, 3], device="cuda")] = 2.0
+    z[0] = 7.0
+    assert z.tolist() == [7.0, 2.0, 0.0, 2.0, 0.0]
+    with pytest.raises(IndexError):
+        g[tj.tensor([9], device="cuda")]
+
+
+def test_matmul_forward_backward():
+    for sa, sb in [((5, 7), (7, 3)), ((2, 5, 7), (7, 3)), ((3,), (3, 4)), ((2, 1, 3, 4), (5, 4, 2))]:
+        a, b = RNG.standard_normal(sa).astype(np.float32), RNG.standard_normal(sb).astype(
+            np.float32)
+        (ac, ag), (bc, bg) = both(a, True), both(b, True)
+        cpu, gpu = ac @ bc, ag @ bg
+        close(gpu, cpu, rtol=1e-4, atol=1e-5)
+        cpu.sum().backward()
+        gpu.sum().backward()
+        close(ag.grad, ac.grad, rtol=1e-4, atol=1e-5)
+        close(bg.grad, bc.grad, rtol=1e-4, atol=1e-5)
+    i = RNG.integers(-3, 3, (3, 4))
+    assert (tj.tensor(i, device="cuda") @ tj.tensor(i.T, device="cuda")).tolist() == \
+        (i @ i.T).tolist()
+
+
+def test_training_step_on_the_gpu_matches_the_cpu():
+    tj.manual_seed(0)
+    cpu = tj.nn.Sequential(tj.nn.Linear(6, 5), tj.nn.ReLU(), tj.nn.Linear(5, 3))
+    gpu = tj.nn.Sequential(tj.nn.Linear(6, 5), tj.nn.ReLU(), tj.nn.Linear(5, 3))
+    gpu.load_state_dict(cpu.state_dict())
+    gpu.to("cuda")
+    assert all(p.is_cuda for p in gpu.parameters())
+    x = RNG.standard_normal((4, 6)).astype(np.float32)
+    t = np.array([0, 2, 1, 2])
+    for model in (cpu, gpu):
+        dev = next(model.parameters()).device
+        opt = tj.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for _ in range(2):
+            loss = tj.nn.functional.cross_entropy(model(tj.tensor(x, device=dev)),
+                                                  tj.tensor(t, device=dev))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for pg, pc in zip(gpu.parameters(), cpu.parameters()):
+        close(pg, pc, rtol=1e-4, atol=1e-5)
+
+
+# --- the compiled path: fused kernels ------------------------------------------------------
+
+def _compiled_vs_eager(fn, arrays, n_kernels=None):
+    """Compile fn on CUDA, run it twice (different data), compare values and grads with CPU
+    eager; return the compiled function."""
+    cf = tj.compile(fn)
+    for rep in range(2):
+        data = [a * (1 + rep) if a.dtype.kind == "f" else a for a in arrays]
+        pc = [tj.tensor(a, requires_grad=a.dtype.kind == "f") for a in data]
+        pg = [tj.tensor(a, device="cuda", requires_grad=a.dtype.kind == "f") for a in data]
+        yc, yg = fn(*pc), cf(*pg)
+        close(yg, yc, rtol=1e-4, atol=1e-5)
+        yc.backward()
+        yg.backward()
+        for c, g in zip(pc, pg):
+            if c.requires_grad:
+                close(g.grad, c.grad, rtol=1e-4, atol=1e-5)
+    assert cf.compiles == 1
+    entry = next(iter(cf.cache.values()))
+    assert entry.backend == "cuda"
+    if n_kernels is not None:
+        assert (entry.stats["kernels_forward"], entry.stats["kernels_backward"]) == n_kernels
+    return cf
+
+
+def gelu_tanh(z):
+    return 0.5 * z * (1.0 + ((z + 0.044715 * z * z * z) * 0.7978845608).tanh())
+
+
+def test_compiled_elementwise_chain_and_full_reduction():
+    n = 40
+    arrays = [RNG.standard_normal(n).astype(np.float32) for _ in range(3)]
+    _compiled_vs_eager(lambda x, w, b: gelu_tanh(x * w + b).sum(), arrays, (1, 1))
+
+
+def test_compiled_row_patterns():
+    x = RNG.standard_normal((5, 12)).astype(np.float32)
+    w, b = RNG.standard_normal(12).astype(np.float32), RNG.standard_normal(12).astype(np.float32)
+    F = tj.nn.functional
+    _compiled_vs_eager(lambda x: (x.softmax(-1) * x).sum(), [x])
+    _compiled_vs_eager(lambda x, w, b: (F.layer_norm(x, (12,), w, b) * x).sum(), [x, w, b])
+    t = RNG.integers(0, 12, 5)
+    _compiled_vs_eager(lambda x, t: F.cross_entropy(x, t), [x, t])
+
+
+def test_compiled_column_reduction_and_matmul():
+    x = RNG.standard_normal((16, 6)).astype(np.float32)
+    w = RNG.standard_normal((6, 3)).astype(np.float32)
+    _compiled_vs_eager(lambda x: (x.sum(0) * x.amax(0)).sum(), [x])
+    _compiled_vs_eager(lambda x, w: (x @ w).tanh().mean(), [x, w])
+
+
+def test_compiled_backend_cuda_on_cpu_tensors_returns_cpu_tensors():
+    f = tj.compile(lambda x: (x * 2.0).exp(), backend="cuda")
+    x = tj.tensor([0.0, 1.0], requires_grad=True)
+    y = f(x)
+    assert not y.is_cuda
+    np.testing.assert_allclose(y.detach().numpy(), np.exp([0.0, 2.0]), rtol=1e-6)
+    y.sum().backward()
+    assert not x.grad.is_cuda
+    g = tj.compile(lambda a, b: a + b)
+    with pytest.raises(RuntimeError, match="same device"):
+        g(tj.ones(2, device="cuda"), tj.ones(2))
+    h = tj.compile(lambda a: a + 1, backend="interpret")
+    with pytest.raises(RuntimeError, match="runs on the CPU"):
+        h(tj.ones(2, device="cuda"))
+
+
+def test_generated_kernels_compile_for_a_real_gpu():
+    """Numba's typing and NVVM on every kernel recorded above (skipped without NVVM)."""
+    if not RECORDED:
+        pytest.skip("no kernels recorded (real GPU run)")
+    probe = "from numba.cuda.cudadrv import nvvm; print(nvvm.is_available())"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ok = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                        timeout=120)
+    if ok.stdout.strip() != "True":
+        pytest.skip("NVVM (nvidia-cuda-nvcc) not installed: PTX compilation not checked")
+    code = (
+        "import json, sys\nfrom numba import cuda\n"
+        "from tracejit.codegen.cuda.loader import PRELUDE\nbad = []\n"
+        "for src, name, sig in json.load(sys.stdin):\n"
+        "    ns = {}\n    exec(PRELUDE + '\\n' + src, ns)\n"
+        "    try:\n        cuda.compile_ptx(ns[name], sig, cc=(9, 0))\n"
+        "    except Exception as e:\n        bad.append(f'{name}{sig}: {e}\\n{src}')\n"
+        "print('\\n\\n'.join(bad) or 'ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(list(RECORDED)),
+                         capture_output=True, text=True, env=dict(env, PYTHONPATH=root),
+                         timeout=900)
+    assert out.stdout.strip() == "ok", out.stdout[-4000:] + out.stderr[-2000:]
