@@ -243,6 +243,8 @@ class Tensor:
         return self
 
     def retain_grad(self) -> None:
+        if _tracer["active"]:
+            _tracer["break"]("retain_grad() inside a compiled function")
         if not self.requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if self.grad_fn is None:
@@ -258,6 +260,8 @@ class Tensor:
         return bool(r) and self._out_idx in r and r[self._out_idx]() is self
 
     def register_hook(self, hook):
+        if _tracer["active"]:
+            _tracer["break"]("register_hook() inside a compiled function")
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if self.grad_fn is None:
@@ -273,6 +277,9 @@ class Tensor:
         return ag.RemovableHandle(lst, hook)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        if _tracer["active"]:
+            _tracer["break"]("backward() inside a compiled function (compile the loss, call "
+                             "backward outside)")
         if gradient is None:
             if self.numel() != 1:
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs "

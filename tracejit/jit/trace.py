@@ -88,7 +88,8 @@ class Tracer:
         rg = bool(ag._state["grad"] and op.vjp is not None and any(a.requires_grad for a in args))
         node.meta["rg"] = rg
         node.meta["in_rg"] = tuple(a.requires_grad for a in args)
-        return Tensor._make(node, rg)
+        # a traced result that requires grad is not a leaf (in-place rules depend on it)
+        return Tensor._make(node, rg, _TRACED if rg else None)
 
     def module(self, m) -> None:
         if not any(x is m for x in self.modules):
@@ -128,6 +129,19 @@ class Tracer:
         for t, data in self.mutations.values():
             if type(data) is _ndarray or _on_device(data):
                 t._data = data
+
+
+class _TracedNode:
+    """grad_fn of traced intermediate results: autodiff happens on the graph, not here."""
+
+    @staticmethod
+    def name() -> str:
+        return "TracedBackward"
+
+    pre_hooks = retains = None
+
+
+_TRACED = _TracedNode()
 
 
 class _Created(list):
