@@ -52,9 +52,13 @@ def parse(argv: list | None) -> argparse.Namespace:
 def main(argv: list | None = None) -> int:
     args = parse(argv)
     # A fresh kernel cache, so that "first call" means a cold compile in this run too.
-    old = os.environ.get("TRACEJIT_CACHE_DIR")
+    # Fresh compile caches (tracejit's, and torch.compile's when it runs), so that a "first
+    # call" is a cold compile in this run too.
     cache = tempfile.mkdtemp(prefix="tracejit-perf-")
-    os.environ["TRACEJIT_CACHE_DIR"] = cache
+    fresh = {"TRACEJIT_CACHE_DIR": os.path.join(cache, "tracejit"),
+             "TORCHINDUCTOR_CACHE_DIR": os.path.join(cache, "torchinductor")}
+    old = {k: os.environ.get(k) for k in fresh}
+    os.environ.update(fresh)
     try:
         from . import harness, report
         from .peers import available
@@ -71,10 +75,11 @@ def main(argv: list | None = None) -> int:
             report.plot(res, args.plot)
             print(f"plot written to {args.plot}")
     finally:
-        if old is None:
-            os.environ.pop("TRACEJIT_CACHE_DIR", None)
-        else:
-            os.environ["TRACEJIT_CACHE_DIR"] = old
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         shutil.rmtree(cache, ignore_errors=True)
     return 1 if res.mismatches else 0
 

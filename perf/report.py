@@ -140,7 +140,7 @@ def render(report: Report, markdown: bool = False) -> str:
     parts = [("## " if markdown else "") + title, "",
              f"{bullet}machine: {machine_line(report.machine)}" if report.machine else "",
              (f"{bullet}floors: memory {fl.bandwidth / 1e9:.1f} GB/s ({fl.bandwidth_how}); "
-              f"BLAS {fl.blas / 1e9:.0f} GFLOP/s ({fl.blas_how})"),
+              f"BLAS {fl.blas / 1e9 if fl.blas else 0:.0f} GFLOP/s ({fl.blas_how})"),
              bullet + backend_line(report), "", table, "", LEGEND]
     if report.latency:
         h, rows = latency_cells(report)
@@ -176,7 +176,8 @@ def to_json(report: Report) -> dict:
                      "eager_x_floor": ratio(r.eager), "compiled_x_floor": ratio(r.compiled),
                      "peers": peers})
     return {"scale": report.scale, "backend": report.backend, "machine": report.machine,
-            "floors": {"bandwidth_GBps": fl.bandwidth / 1e9, "blas_GFLOPs": fl.blas / 1e9,
+            "floors": {"bandwidth_GBps": fl.bandwidth / 1e9,
+                       "blas_GFLOPs": fl.blas and fl.blas / 1e9,
                        "bandwidth_how": fl.bandwidth_how, "blas_how": fl.blas_how},
             "rows": rows, "compile_latency": report.latency, "peers": report.peers,
             "notes": notes(report), "mismatches": [r.wl.id for r in report.mismatches],

@@ -9,6 +9,7 @@ WORKLOADS.md at scale "full"; "quick" shrinks the big ones, "tiny" is for the te
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import pairwise
 
 import numpy as np
@@ -100,11 +101,12 @@ class _SGD:
 
 
 # --- builders -------------------------------------------------------------------------------
-def _t(a: np.ndarray, grad: bool = False):
-    return tj.tensor(a, requires_grad=grad)
+def _t(a: np.ndarray, grad: bool = False, device: str = "cpu"):
+    return tj.tensor(a, requires_grad=grad, device=device)
 
 
-def w1(scale: str, rng: np.random.Generator) -> list[Workload]:
+def w1(scale: str, rng: np.random.Generator, device: str) -> list[Workload]:
+    t_ = partial(_t, device=device)
     sizes = {"full": [24, 10, 16, 20], "quick": [20, 16], "tiny": [10]}[scale]
     out = []
     for i, p in enumerate(sizes):
@@ -122,7 +124,7 @@ def w1(scale: str, rng: np.random.Generator) -> list[Workload]:
 
         n = 2 ** p
         data = {k: rng.standard_normal(n, dtype=np.float32) for k in "xwb"}
-        args = tuple(_t(data[k], True) for k in "xwb")
+        args = tuple(t_(data[k], True) for k in "xwb")
         case = Case(loss, args, param_names=list("xwb"))
         out.append(Workload("W1", "gelu_chain", f"N=2**{p}", case, "memory",
                             9 * n * 4, "loss = gelu_tanh(x*w+b).sum(); backward via autograd",
@@ -130,7 +132,8 @@ def w1(scale: str, rng: np.random.Generator) -> list[Workload]:
     return out
 
 
-def w2(scale: str, rng: np.random.Generator) -> list[Workload]:
+def w2(scale: str, rng: np.random.Generator, device: str) -> list[Workload]:
+    t_ = partial(_t, device=device)
     batch, dims = (8, (64, 32, 32, 10)) if scale == "tiny" else (256, (784, 512, 512, 10))
     notes: list = []
     ce = _pick("cross_entropy", cross_entropy, notes)
@@ -148,10 +151,11 @@ def w2(scale: str, rng: np.random.Generator) -> list[Workload]:
             for i, lin in enumerate(layers):
                 lin.weight.copy_(_t(data[f"w{i}"]))
                 lin.bias.copy_(_t(data[f"b{i}"]))
+                lin.to(device)
         params = [p for lin in layers for p in (lin.weight, lin.bias)]
     else:
         notes.append("tj.nn.Linear missing: x @ w.t() + b with perf's own parameters")
-        params = [_t(data[f"{k}{i}"], True) for i in range(nl) for k in "wb"]
+        params = [t_(data[f"{k}{i}"], True) for i in range(nl) for k in "wb"]
 
         def linear(x, i):
             return x.matmul(params[2 * i].t()) + params[2 * i + 1]
@@ -172,7 +176,7 @@ def w2(scale: str, rng: np.random.Generator) -> list[Workload]:
         opt.step()
         opt.zero_grad()
 
-    case = Case(loss, (_t(data["x"]), _t(data["t"])), params=params, after=after,
+    case = Case(loss, (t_(data["x"]), t_(data["t"])), params=params, after=after,
                 param_names=[f"{k}{i}" for i in range(nl) for k in "wb"])
     pairs = list(pairwise(dims))
     fwd = sum(2 * batch * a * b for a, b in pairs)
@@ -183,7 +187,8 @@ def w2(scale: str, rng: np.random.Generator) -> list[Workload]:
                      data, notes=notes)]
 
 
-def w3(scale: str, rng: np.random.Generator) -> list[Workload]:
+def w3(scale: str, rng: np.random.Generator, device: str) -> list[Workload]:
+    t_ = partial(_t, device=device)
     r, c = {"full": (4096, 1024), "quick": (1024, 1024), "tiny": (8, 64)}[scale]
     notes: list = []
     ln = _pick("layer_norm", layer_norm, notes)
@@ -194,38 +199,41 @@ def w3(scale: str, rng: np.random.Generator) -> list[Workload]:
     def loss(x, w, b):
         return (ln(x, (c,), w, b) * x).sum()
 
-    args = tuple(_t(data[k], True) for k in "xwb")
+    args = tuple(t_(data[k], True) for k in "xwb")
     nbytes = (3 * r * c + 4 * c) * 4  # read x (fwd), read x + write dx (bwd); w, b, dw, db
     case = Case(loss, args, param_names=["x", "weight", "bias"])
     return [Workload("W3", "layernorm", f"{r}x{c}", case, "memory", nbytes,
                      "loss = (layer_norm(x)*x).sum(); backward via autograd", data, notes=notes)]
 
 
-def w4(scale: str, rng: np.random.Generator) -> list[Workload]:
+def w4(scale: str, rng: np.random.Generator, device: str) -> list[Workload]:
+    t_ = partial(_t, device=device)
     r, k = {"full": (8192, 1000), "quick": (2048, 1000), "tiny": (8, 10)}[scale]
     notes: list = []
     ce = _pick("cross_entropy", cross_entropy, notes)
     data = {"logits": rng.standard_normal((r, k), dtype=np.float32),
             "t": rng.integers(0, k, r).astype(np.int64)}
-    case = Case(ce, (_t(data["logits"], True), _t(data["t"])), param_names=["logits"])
+    case = Case(ce, (t_(data["logits"], True), t_(data["t"])), param_names=["logits"])
     nbytes = 3 * r * k * 4 + 2 * r * 8  # logits read twice, grad written; targets read twice
     return [Workload("W4", "softmax_xent", f"{r}x{k}", case, "memory", nbytes,
                      "loss = cross_entropy(logits, t); backward via autograd", data, notes=notes)]
 
 
-def w5(scale: str, rng: np.random.Generator) -> list[Workload]:
+def w5(scale: str, rng: np.random.Generator, device: str) -> list[Workload]:
+    t_ = partial(_t, device=device)
     data = {k: rng.standard_normal(16, dtype=np.float32) for k in "xy"}
 
     def f(x, y):
         return (x * y + 1.0).relu()
 
     number = {"full": 2000, "quick": 300, "tiny": 20}[scale]
-    case = Case(f, (_t(data["x"]), _t(data["y"])), backward=False, number=number)
+    case = Case(f, (t_(data["x"]), t_(data["y"])), backward=False, number=number)
     return [Workload("W5", "call_overhead", "(16,)", case, None, 0.0,
                      "f(x, y) = (x*y + 1.0).relu(), no grad; time per call", data)]
 
 
-def w7(scale: str, rng: np.random.Generator) -> list[Workload]:
+def w7(scale: str, rng: np.random.Generator, device: str) -> list[Workload]:
+    t_ = partial(_t, device=device)
     t, b, i, h = (3, 4, 8, 16) if scale == "tiny" else (32, 64, 128, 256)
     data = {"xs": rng.standard_normal((t, b, i), dtype=np.float32),
             "wx": (rng.standard_normal((i, h)) / np.sqrt(i)).astype(np.float32),
@@ -239,8 +247,8 @@ def w7(scale: str, rng: np.random.Generator) -> list[Workload]:
             hid = (xs[s].matmul(wx) + hid.matmul(wh) + bias).tanh()
         return hid.sum()
 
-    args = (_t(data["xs"]), _t(data["wx"], True), _t(data["wh"], True), _t(data["b"], True),
-            _t(data["h0"]))
+    args = (t_(data["xs"]), t_(data["wx"], True), t_(data["wh"], True), t_(data["b"], True),
+            t_(data["h0"]))
     # forward 2 matmuls a step; backward dWx, dWh every step and dh for all but the first
     flops = t * (2 * 2 * b * i * h + 2 * 2 * b * h * h) + (t - 1) * 2 * b * h * h
     case = Case(loss, args, param_names=["W_x", "W_h", "b"])
@@ -248,13 +256,24 @@ def w7(scale: str, rng: np.random.Generator) -> list[Workload]:
                      flops, "the unrolled RNN and loss, fwd+bwd (32 steps in one graph)", data)]
 
 
+def device_for(backend: str) -> str:
+    """Where the workloads' tensors live: on the GPU for the CUDA backend (eager runs there
+    too), else on the CPU."""
+    return "cuda" if backend == "cuda" else "cpu"
+
+
 BUILDERS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W7": w7}
 W6_SOURCES = ("W1", "W2", "W3", "W4")  # W6 is the compile latency of these
 
 
-def build(wid: str, scale: str, seed: int = 0) -> list[Workload]:
-    """The workloads of one id at one scale (W1 has several sizes, the headline first)."""
+def build(wid: str, scale: str, seed: int = 0, device: str = "cpu") -> list[Workload]:
+    """The workloads of one id at one scale (W1 has several sizes, the headline first), their
+    tensors on `device`; on 'cuda' every timed step ends with a synchronize."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     tj.manual_seed(seed)  # nn.Linear's own init, overwritten but kept deterministic
-    return BUILDERS[wid](scale, np.random.default_rng(seed))
+    out = BUILDERS[wid](scale, np.random.default_rng(seed), device)
+    if device != "cpu":
+        for wl in out:
+            wl.case.sync = tj.cuda.synchronize
+    return out

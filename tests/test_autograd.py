@@ -397,6 +397,7 @@ def test_saved_tensors_are_released():
     assert node.out is None and all(s is None for s in node.saved)
 
 
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True:UserWarning")
 def test_against_torch_when_installed():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(7)

@@ -20,17 +20,17 @@ if not os.environ.get("NUMBA_ENABLE_CUDASIM") and not (
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 pytest.importorskip("numba.cuda")
 
-import tracejit as tj  # noqa: E402
-from tracejit.ops import REGISTRY  # noqa: E402
-from tracejit.tensor import apply  # noqa: E402
+import tracejit as tj
+from tracejit.ops import REGISTRY
+from tracejit.tensor import apply
 
 if not tj.cuda.is_available():
     pytest.skip(f"CUDA unavailable: {tj.cuda._state['why']}", allow_module_level=True)
 
-from tracejit.codegen.cuda import loader  # noqa: E402
+from tracejit.codegen.cuda import loader
 
 RNG = np.random.default_rng(0)
-TOL = dict(rtol=2e-5, atol=2e-6)
+TOL = {"rtol": 2e-5, "atol": 2e-6}
 RECORDED: dict = {}
 
 
@@ -117,7 +117,7 @@ def test_missing_numba_cuda_is_reported():
     code = ("import sys; sys.modules['numba'] = None; import tracejit as tj\n"
             "print(tj.cuda.is_available())\n"
             "try:\n    tj.ones(2).cuda()\nexcept RuntimeError as e:\n    print(e)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                          timeout=120, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert out.stdout.startswith("False") and "numba-cuda is not installed" in out.stdout
 
@@ -129,9 +129,7 @@ def _inputs(op, dtype):
     shapes = [(3, 4), (4,), (3, 1)][:max(op.nin, 1)]
     out = []
     for i, s in enumerate(shapes):
-        if i < getattr(op, "cond_inputs", 0):
-            out.append(RNG.random(s) > 0.5)
-        elif dtype == "bool":
+        if i < getattr(op, "cond_inputs", 0) or dtype == "bool":
             out.append(RNG.random(s) > 0.5)
         elif dtype == "int64":
             out.append(RNG.integers(1 if lo > 0 else -3, 4, s).astype(np.int64))
@@ -198,7 +196,7 @@ def test_argmax_argmin_and_max_with_indices():
     for f in ("argmax", "argmin"):
         assert getattr(g, f)(1).tolist() == getattr(c, f)(1).tolist()
         assert getattr(g, f)().item() == getattr(c, f)().item()
-    v, i = g.max(1)
+    _, i = g.max(1)
     assert i.tolist() == c.max(1).indices.tolist()
 
 
@@ -339,7 +337,7 @@ def test_generated_kernels_compile_for_a_real_gpu():
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ok = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
-                        timeout=120)
+                        timeout=120, check=False)
     if ok.stdout.strip() != "True":
         pytest.skip("NVVM (nvidia-cuda-nvcc) not installed: PTX compilation not checked")
     code = (
@@ -352,5 +350,5 @@ def test_generated_kernels_compile_for_a_real_gpu():
         "print('\\n\\n'.join(bad) or 'ok')\n")
     out = subprocess.run([sys.executable, "-c", code], input=json.dumps(list(RECORDED)),
                          capture_output=True, text=True, env=dict(env, PYTHONPATH=root),
-                         timeout=900)
+                         timeout=900, check=False)
     assert out.stdout.strip() == "ok", out.stdout[-4000:] + out.stderr[-2000:]

@@ -12,6 +12,9 @@ import pytest
 
 import tracejit as tj
 
+# pytest's own warning filters show numpy's "divide by zero encountered" that tracejit silences
+pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
+
 DTYPES = {"float32": tj.float32, "float64": tj.float64, "int32": tj.int32, "int64": tj.int64,
           "bool": tj.bool}
 

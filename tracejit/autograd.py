@@ -90,11 +90,21 @@ class Node:
     def __init__(self, op, params, inputs, out) -> None:
         self.op = op
         self.params = params
-        self.next = tuple(_edge(t) for t in inputs)
         saves = op.saves
-        self.metas = tuple((t.shape, t.dtype) for t in inputs)
-        self.saved = tuple(t if i in saves else None for i, t in enumerate(inputs))
-        self.versions = tuple(t._version[0] if i in saves else 0 for i, t in enumerate(inputs))
+        nxt, metas, saved, versions = [], [], [], []
+        for i, t in enumerate(inputs):  # one pass: this runs for every recorded op
+            nxt.append(_edge(t))
+            metas.append((t._data.shape, t.dtype))
+            if i in saves:
+                saved.append(t)
+                versions.append(t._version[0])
+            else:
+                saved.append(None)
+                versions.append(0)
+        self.next = tuple(nxt)
+        self.metas = tuple(metas)
+        self.saved = tuple(saved)
+        self.versions = tuple(versions)
         # the output is kept as data plus version box; a fresh Tensor wraps it at backward so
         # that double backward sees this node as its grad_fn without a reference cycle
         self.out = (out._data, out._version, out._version[0]) if -1 in saves else None

@@ -19,14 +19,14 @@ _state: dict = {"backend": None, "why": None}
 def _why_not() -> str | None:
     """None when CUDA works here, else the reason it does not."""
     try:
-        from numba import config
-        from numba import cuda
+        from numba import config, cuda
     except ImportError as e:
         return f"numba-cuda is not installed ({e}); pip install 'tracejit[cuda]'"
     if config.ENABLE_CUDASIM:
         return None
     try:
-        from numba.cuda.cudadrv import driver as drv, nvvm
+        from numba.cuda.cudadrv import driver as drv
+        from numba.cuda.cudadrv import nvvm
         if not drv.driver.is_available:
             return f"no usable NVIDIA driver ({drv.driver.initialization_error})".strip()
         if not len(cuda.gpus):

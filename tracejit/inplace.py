@@ -72,10 +72,10 @@ def inplace(t: Tensor, fn, *others) -> Tensor:
                 # the new values ignore the old ones (zero_, fill_, copy_ of a constant): t stays
                 # in the graph with a zero gradient to its history, as in PyTorch (else t would
                 # keep its old grad_fn and backward would be silently wrong)
-                from .tensor import apply
                 from .ops import REGISTRY
-                result = apply(REGISTRY["where"], Tensor._make(np.zeros((), np.bool_)), old,
-                               result)
+                from .tensor import _created, apply
+                no = _created(Tensor._make(np.zeros((), np.bool_)))
+                result = apply(REGISTRY["where"], no, old, result)
     else:
         result = fn(t, *others)
     return commit(t, result)

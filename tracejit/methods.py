@@ -15,7 +15,7 @@ from . import indexing
 from .inplace import inplace
 from .ops import REGISTRY
 from .ops import dtypes as D
-from .tensor import Tensor, _norm_dim, apply, norm_dims
+from .tensor import Tensor, _created, _norm_dim, apply, norm_dims
 
 R = REGISTRY
 _functions: dict = {}
@@ -156,7 +156,7 @@ del Tensor.where_
 def masked_fill(self, mask, value):
     # the result keeps self's dtype (torch casts the fill value: 1.5 fills an int tensor as 1)
     if not isinstance(value, Tensor):
-        value = Tensor._make(np.asarray(value).astype(self._data.dtype))
+        value = _created(Tensor._make(np.asarray(value).astype(self._data.dtype)))
     elif value.dtype is not self.dtype:
         value = value.to(self.dtype)
     return apply(R["where"], mask, value, self)

@@ -136,7 +136,8 @@ class Case:
 
     `params` are the tensors whose gradients are compared (default: the args that require grad;
     add module parameters `fn` closes over). `after` runs eagerly after backward in timed steps
-    only (an optimizer step); `number` calls make one timed repetition (microsecond functions).
+    only (an optimizer step); `number` calls make one timed repetition (microsecond functions);
+    `sync` ends every timed step (`tj.cuda.synchronize` for tensors on a GPU).
     """
 
     fn: Callable
@@ -147,6 +148,7 @@ class Case:
     number: int = 1
     kwargs: dict = field(default_factory=dict)
     param_names: list | None = None  # for messages: "MISMATCH (... in grad w)"
+    sync: Callable[[], Any] | None = None  # waits for queued device work (CUDA) before a clock
 
     def __post_init__(self) -> None:
         if self.params is None:
@@ -171,6 +173,8 @@ class Case:
             self.run(f)
             if self.after is not None:
                 self.after()
+            if self.sync is not None:
+                self.sync()
         return step
 
     def collect(self, out) -> tuple[list[str], list[np.ndarray]]:
@@ -178,12 +182,12 @@ class Case:
         names, arrays = [], []
         for i, t in enumerate(_tensors(out)):
             names.append("loss" if i == 0 and t.ndim == 0 else f"output {i}")
-            arrays.append(np.array(t.detach().numpy(), copy=True))
+            arrays.append(np.array(t.detach().cpu().numpy(), copy=True))
         if self.backward:
             for i, p in enumerate(self.params):
                 names.append(f"grad {self.param_names[i] if self.param_names else i}")
                 g = p.grad
-                arrays.append(None if g is None else np.array(g.numpy(), copy=True))
+                arrays.append(None if g is None else np.array(g.cpu().numpy(), copy=True))
         return names, arrays
 
 
@@ -311,6 +315,8 @@ def compile_first_call(case: Case, backend: str = "llvm",
             t0 = time.perf_counter()
             cf = compiler(case.fn) if compiler is not None else tj.compile(case.fn, backend=b)
             out = case.run(cf)
+            if case.sync is not None:
+                case.sync()
             seconds = time.perf_counter() - t0
         except Exception as exc:  # noqa: BLE001 - reported in the table instead of a time
             why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:200]

@@ -14,6 +14,11 @@ import numpy as np
 from numba import config, cuda
 
 SIM = bool(config.ENABLE_CUDASIM)
+if not hasattr(np, "row_stack"):
+    # numba-cuda (<= 0.30) registers an overload of np.row_stack, removed in numpy 2.5, the
+    # first time it compiles anything: give it the alias numpy used to have
+    np.row_stack = np.vstack
+config.CUDA_LOW_OCCUPANCY_WARNINGS = 0   # small eager ops are small grids, by design
 DTYPES = ("float32", "float64", "int32", "int64", "bool")
 _NUMPY_MSG = ("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the "
               "tensor to host memory first.")
@@ -27,7 +32,7 @@ class _Flags:
 
 
 class CudaArray:
-    __slots__ = ("buf", "shape", "strides", "offset", "dtype", "base", "writeable")
+    __slots__ = ("base", "buf", "dtype", "offset", "shape", "strides", "writeable")
     __tracejit_device__ = "cuda"
     __array_ufunc__ = None
     device_index = 0
@@ -78,7 +83,7 @@ class CudaArray:
     reshape = transpose = astype = __getitem__ = __setitem__ = _refuse
 
     # --- what the autograd engine and in-place ops need ---
-    def copy(self) -> "CudaArray":
+    def copy(self) -> CudaArray:
         from . import eager
         return eager.copy(self)
 
@@ -93,6 +98,14 @@ class CudaArray:
 
     def copy_to_host(self) -> np.ndarray:
         return to_host(self)
+
+    def __del__(self):
+        # an owner's buffer goes back to the pool (views keep their owner alive)
+        if self.base is None and _pool is not None:
+            try:
+                _release(self.buf, self.dtype)
+            except Exception:  # noqa: BLE001, S110 - interpreter shutdown: nothing to keep
+                pass
 
     def __repr__(self) -> str:
         return f"CudaArray(shape={self.shape}, dtype={self.dtype}, strides={self.strides})"
@@ -113,14 +126,44 @@ def check_dtype(dtype) -> None:
                            f"{', '.join(DTYPES)}); convert first, e.g. .float() or .int()")
 
 
+# A caching allocator, as torch's: numba allocates with cuMemAlloc and frees (cuMemFree, which
+# synchronises the device) in batches. Freed buffers are kept by (size, dtype) and handed out
+# again; every kernel runs on the default stream, so a reused buffer's old work is done first.
+_pool: dict = {}
+_pooled = [0]
+POOL_BYTES = 64 << 20 if SIM else 8 << 30
+
+
+def _release(buf, dtype) -> None:
+    nbytes = buf.size * dtype.itemsize
+    if _pooled[0] + nbytes <= POOL_BYTES:
+        _pool.setdefault((buf.size, dtype), []).append(buf)
+        _pooled[0] += nbytes
+
+
+def _alloc(n: int, dtype):
+    free = _pool.get((n, dtype))
+    if free:
+        _pooled[0] -= n * dtype.itemsize
+        return free.pop()
+    try:
+        return cuda.device_array(n, dtype)
+    except Exception:  # noqa: BLE001 - out of memory: give the pool back and retry once
+        _pool.clear()
+        _pooled[0] = 0
+        import gc
+        gc.collect()
+        return cuda.device_array(n, dtype)
+
+
 def empty(shape, dtype) -> CudaArray:
+    dtype = np.dtype(dtype)
     check_dtype(dtype)
     shape = tuple(int(s) for s in shape)
     n = 1
     for s in shape:
         n *= s
-    return CudaArray(cuda.device_array(max(n, 1), dtype), shape, contiguous_strides(shape), 0,
-                     dtype)
+    return CudaArray(_alloc(max(n, 1), dtype), shape, contiguous_strides(shape), 0, dtype)
 
 
 def from_host(a: np.ndarray) -> CudaArray:

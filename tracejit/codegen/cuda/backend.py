@@ -28,7 +28,7 @@ def _owner(a):
     return a.base if getattr(a, "base", None) is not None else a
 
 
-def compile_graph(g: Graph) -> "CudaGraph":
+def compile_graph(g: Graph) -> CudaGraph:
     return CudaGraph(g, fuse(g))
 
 
@@ -40,6 +40,13 @@ class CudaGraph:
         self.kernels: list = []
         self._steps: list = []
         self._consts: dict = {}
+        users = g.users()
+        outs = {id(o) for o in g.outputs}
+        # a scatter into a fresh `full` only this node reads (embedding/gather backward) writes
+        # into it instead of copying it first
+        self._in_place = {id(n) for n in g.nodes if n.op == "index_put" and
+                          n.inputs[0].op == "full" and len(users[id(n.inputs[0])]) == 1 and
+                          id(n.inputs[0]) not in outs}
         for s in sched.steps:
             if isinstance(s, Kernel):
                 r = KernelRunner(s)
@@ -98,6 +105,9 @@ class CudaGraph:
             return self._leaf(n)
         args = [env[id(u)] if id(u) in env else self._leaf(u) for u in n.inputs]
         op = REGISTRY[n.op]
+        if id(n) in self._in_place and isinstance(args[0], A.CudaArray):
+            from .indexing import index_put
+            return index_put(*args, **n.params, in_place=True)
         if any(isinstance(a, A.CudaArray) for a in args):
             return eager.run(op, args, n.params)
         out = np.asarray(op.eager(*args, **n.params))      # host scalars only: numpy

@@ -56,10 +56,7 @@ def _plan(x, key: tuple, idx: list) -> tuple:
             items.append(k)
     vkey = tuple(slice(None) if it[0] == "t" else numpy_key((it,), ())[0] for it in items)
     v = A.basic_index(x, vkey)
-    vdims, d = [], 0
-    for it in items:
-        vdims.append(d)
-        d += 1
+    vdims = list(range(len(items)))       # every item keeps one dim of the view
     advpos = [i for i, it in enumerate(items) if it[0] == "t"]
     bshape = broadcast_shapes(*[tuple(a.shape) for a in arrays])
     adjacent = advpos == list(range(advpos[0], advpos[-1] + 1))
@@ -145,8 +142,10 @@ def index(x, *idx, key):
     return y
 
 
-def index_put(base, value, *idx, key, accumulate):
-    out = copy(base)
+def index_put(base, value, *idx, key, accumulate, in_place=False):
+    """A copy of base with value written (or added) at key; `in_place`: base itself (the
+    compiled path, when base is a temporary nothing else reads)."""
+    out = base if in_place else copy(base)
     if not idx and all(k[0] != "t" for k in key):
         view = A.basic_index(out, numpy_key(key, ()))
         (add_into if accumulate else copy_into)(view, value)

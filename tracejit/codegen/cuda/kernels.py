@@ -77,6 +77,7 @@ class KernelRunner:
                       for ld in k.loads]
         self.axes = [sorted({a for _, a in p}) for p in self.pairs]
         self.variants: dict = {}
+        self._plans: dict = {}
         self.cfg = None
         if k.is_reduce:
             self.cfg = config(k, 0, 0, True) if runtime else config(
@@ -89,15 +90,48 @@ class KernelRunner:
     # --- per call ---
     def __call__(self, ins: list, outs: list | None = None, shape: tuple | None = None) -> list:
         """ins: one array per operand value (CudaArray or host 0-d); returns the stores."""
-        k = self.k
-        shape = tuple(shape) if shape is not None else k.shape
+        shape = self.k.shape if shape is None else tuple(shape)
+        sig = (shape, tuple(a.strides if type(a) is A.CudaArray else None for a in ins))
+        plan = self._plans.get(sig)
+        if plan is None:
+            if len(self._plans) > 256:          # eager kernels meet many shapes
+                self._plans.clear()
+            plan = self._plans[sig] = self._plan(ins, shape)
+        launch, launch2, out_specs, parts, extra = plan
         if outs is None:
-            outs = [A.empty(st.node.shape if shape == k.shape else
-                            [shape[a] if a is not None else 1 for a in st.dims],
-                            st.node.type.dtype.np) for st in k.stores]
-        scal = tuple(not isinstance(a, A.CudaArray) for a in ins)
+            outs = [A.empty(sh, dt) for sh, dt in out_specs]
+        if launch is None:                      # nothing to compute (a zero-size space)
+            return outs
+        args = []
+        for a in ins:
+            if type(a) is A.CudaArray:
+                args += (a.buf, a.offset)
+            else:
+                args.append(a.item())
+        for o in outs:
+            args += (o.buf, o.offset)
+        for n, dt in parts:
+            args.append(A.empty((n,), dt).buf)
+        if self.runtime:
+            args += extra[0]
+            for st, o in zip(self.k.stores, outs):
+                args += store_strides(st, o.strides)
+            args += extra[1]
+        args.append(extra[2])
+        launch(*args)
+        if launch2 is not None:
+            launch2(*args)
+        return outs
+
+    def _plan(self, ins: list, shape: tuple) -> tuple:
+        """(launch, stage-2 launch, output shapes/dtypes, partial buffers, extra arguments)."""
+        k = self.k
+        out_specs = [(st.node.shape if shape == k.shape else
+                      tuple(shape[a] if a is not None else 1 for a in st.dims),
+                      st.node.type.dtype.np) for st in k.stores]
+        scal = tuple(type(a) is not A.CudaArray for a in ins)
         strides = []
-        for li, ld in enumerate(k.loads):
+        for li in range(len(k.loads)):
             a = ins[self.op_of[li]]
             if scal[self.op_of[li]]:
                 strides.append(())
@@ -106,45 +140,25 @@ class KernelRunner:
             for d, ax in self.pairs[li]:
                 st[ax] += a.strides[d]
             strides.append(tuple(st[ax] for ax in self.axes[li]))
-        kept = [shape[a] for a in k.kept_axes]
-        nkept, nred, total = _prod(kept), _prod([shape[a] for a in k.reduce_axes]), _prod(shape)
+        nkept = _prod([shape[a] for a in k.kept_axes])
+        nred, total = _prod([shape[a] for a in k.reduce_axes]), _prod(shape)
         if (nkept if k.is_reduce else total) == 0:
-            return outs
-        split, grid, block = self._launch(shape, nkept, nred, total)
+            return None, None, out_specs, [], None
+        split, grid, block = self._launch(nkept, nred, total)
         key = (scal, split) if self.runtime else (scal, split, tuple(strides))
         v = self.variants.get(key)
         if v is None:
             v = self.variants[key] = self._variant(scal, split, None if self.runtime else strides)
-        args = []
-        for a in ins:
-            if isinstance(a, A.CudaArray):
-                args += (a.buf, a.offset)
-            else:
-                args.append(a.item() if hasattr(a, "item") else a)
-        for o in outs:
-            args += (o.buf, o.offset)
-        parts = []
-        if split:
-            for i in self._reductions():
-                st = k.steps[i]
-                parts.append(A.empty((grid[1] * nkept,),
-                                     acc_dtype(st.op, st.dtype.name)).buf)
-        args += parts
-        if self.runtime:
-            args += [s for s in strides for s in s]
-            for st, o in zip(k.stores, outs):
-                args += store_strides(st, o.strides)
-            args += list(shape)
-        args.append(grid[1])
-        v.fn[grid, block](*args)
-        if split:
-            v.fn2[(grid[0], 1), block](*args)
-        return outs
+        parts = [(grid[1] * nkept, acc_dtype(k.steps[i].op, k.steps[i].dtype.name))
+                 for i in self._reductions()] if split else []
+        extra = ([x for st in strides for x in st], list(shape), grid[1])
+        return v.fn[grid, block], (v.fn2[(grid[0], 1), block] if split else None), \
+            out_specs, parts, extra
 
     def _reductions(self) -> list:
         return [i for i, s in enumerate(self.k.steps) if s.op in REDUCTIONS]
 
-    def _launch(self, shape, nkept, nred, total) -> tuple:
+    def _launch(self, nkept, nred, total) -> tuple:
         k, sms = self.k, A.sm_count()
         if not k.is_reduce:
             block = 8 if A.SIM else 256
@@ -153,7 +167,7 @@ class KernelRunner:
         _, bx, by = self.cfg
         blocks = -(-nkept // bx)
         splits = 1
-        target = sms * (1 if A.SIM else 4)
+        target = sms * (1 if A.SIM else 8)
         if k.splittable and blocks < target and nred >= by * (2 if A.SIM else 8):
             splits = max(1, min(-(-target // blocks), -(-nred // (by * (2 if A.SIM else 8))),
                                 65535))

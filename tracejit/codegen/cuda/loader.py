@@ -86,7 +86,7 @@ def load(source: str, name: str):
 
 def _sim_kernel(source: str, name: str):
     ns = _sim_namespace()
-    exec(compile(source, f"<tracejit cuda {name}>", "exec"), ns)
+    exec(compile(source, f"<tracejit cuda {name}>", "exec"), ns)  # noqa: S102  (our own)
     return cuda.jit(ns[name])
 
 
@@ -96,12 +96,13 @@ def _gpu_kernel(source: str, name: str):
     if mod is not None:
         return cuda.jit(cache=True)(getattr(mod, name))
     ns: dict = {"__name__": "tracejit.codegen.cuda._generated"}
-    exec(compile(text, f"<tracejit cuda {name}>", "exec"), ns)
+    exec(compile(text, f"<tracejit cuda {name}>", "exec"), ns)  # noqa: S102  (generated)
     return cuda.jit(ns[name])
 
 
 def _key(text: str) -> str:
     import numba
+
     from ... import __version__
     vers = "\0".join([numba.__version__, getattr(cuda, "__version__", ""), __version__,
                       str(FORMAT_VERSION)])

@@ -184,7 +184,7 @@ class _Gen:
         return sorted(seen)
 
     def reduce(self, stage2: bool) -> None:
-        k, em, m = self.k, self.em, self.m
+        k, em = self.k, self.em
         _, bx, by = self.cfg
         kept, red = list(k.kept_axes), list(k.reduce_axes)
         reds = [i for i, s in enumerate(k.steps) if s.op in REDUCTIONS]

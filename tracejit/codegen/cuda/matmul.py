@@ -87,4 +87,4 @@ def matmul(a, b):
     return y
 
 
-__all__ = ["matmul", "TILE", "np"]
+__all__ = ["TILE", "matmul", "np"]

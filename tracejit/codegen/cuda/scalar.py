@@ -22,7 +22,7 @@ _BITS = {"int32": 32, "int64": 64}
 
 class E:
     """A value in generated source: a variable name (or literal) and its dtype name."""
-    __slots__ = ("src", "dtype")
+    __slots__ = ("dtype", "src")
 
     def __init__(self, src: str, dtype: str) -> None:
         self.src, self.dtype = src, dtype
@@ -49,7 +49,7 @@ class Emitter:
     def line(self, text: str) -> None:
         self.lines.append("    " * self.indent + text)
 
-    def block(self, header: str) -> "_Block":
+    def block(self, header: str) -> _Block:
         self.line(header)
         return _Block(self)
 
@@ -241,12 +241,11 @@ class CudaScalar:
         with em.block(f"if {k} < 0:"):
             em.line(f"{r} = {a} if ({a} == 1 or ({a} == -1 and {k} % 2 != 0)) else "
                     f"({c}(1) if {a} == -1 else {c}(0))")
-        with em.block("else:"):
-            with em.block(f"while {k} > 0:"):
-                with em.block(f"if {k} & 1:"):
-                    em.line(f"{r} = {c}({r} * {base})")
-                em.line(f"{base} = {c}({base} * {base})")
-                em.line(f"{k} = {k} >> 1")
+        with em.block("else:"), em.block(f"while {k} > 0:"):
+            with em.block(f"if {k} & 1:"):
+                em.line(f"{r} = {c}({r} * {base})")
+            em.line(f"{base} = {c}({base} * {base})")
+            em.line(f"{k} = {k} >> 1")
         return E(r, a.dtype)
 
     # --- comparisons and logic ---

@@ -1,0 +1,356 @@
+"""`python perf/gpu_check.py`: the CUDA backend on a real NVIDIA GPU, in one run of a few minutes.
+
+1. Correctness against CPU eager: every op of the table (eager, forward and backward, on odd sizes
+   that span several blocks) and W1..W4 (CUDA eager and CUDA compiled, loss and gradients, at
+   the sizes of WORKLOADS.md). These run in parallel worker processes: NVVM compiles on the CPU,
+   and the kernels they compile land in the shared on-disk cache the timing phase then loads.
+2. Timings in this process, medians after warm-up: the device's memory bandwidth (a triad
+   c = a + 2*b over 64 MiB float32 arrays, and a device-to-device copy), W1 at N = 2**24
+   compiled fwd+bwd against its memory floor (576 MiB / triad bandwidth), W1..W4 CUDA compiled,
+   CUDA eager and (when installed) torch eager on the same GPU, and compile times (cold: a
+   worker's first call; warm: this process's first call, kernels from the disk cache).
+
+The report is printed and written to $OUT/gpu_report.txt (or --out). `--tiny` runs everything at
+toy sizes under Numba's CUDA simulator, to check this script without a GPU.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+from perf import gpu_ops
+
+SIZES = {"full": {"W1": 2 ** 24, "W2": (256, [784, 512, 512, 10]), "W3": (4096, 1024),
+                  "W4": (8192, 1000), "ops": (37, 129)},
+         "tiny": {"W1": 64, "W2": (8, [12, 10, 10, 4]), "W3": (4, 16), "W4": (8, 10),
+                  "ops": (3, 5)}}
+
+
+def parse(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tiny", action="store_true", help="toy sizes under the CUDA simulator")
+    ap.add_argument("--workers", type=int, default=None, help="correctness processes")
+    ap.add_argument("--budget", type=float, default=200.0,
+                    help="seconds after which the remaining timings are skipped")
+    ap.add_argument("--out", default=None, help="report path (default $OUT/gpu_report.txt)")
+    ap.add_argument("--skip-ops", action="store_true", help="only W1..W4")
+    return ap.parse_args(argv)
+
+
+# --- the workloads, built identically for CPU eager, CUDA eager/compiled and torch -----------
+
+def workload(wid: str, scale: str, seed: int = 0):
+    """(fn, inputs as numpy arrays, which require grad, floor bytes or None)."""
+    import tracejit as tj
+    F = tj.nn.functional
+    rng = np.random.default_rng(seed)
+    size = SIZES[scale][wid]
+    f32 = np.float32
+    if wid == "W1":
+        arrays = [rng.standard_normal(size).astype(f32) for _ in range(3)]
+        return (lambda x, w, b: F.gelu(x * w + b, approximate="tanh").sum()), arrays, \
+            [True] * 3, 9 * size * 4
+    if wid == "W3":
+        r, c = size
+        arrays = [rng.standard_normal((r, c)).astype(f32), rng.standard_normal(c).astype(f32),
+                  rng.standard_normal(c).astype(f32)]
+        return (lambda x, w, b: (F.layer_norm(x, (c,), w, b) * x).sum()), arrays, [True] * 3, \
+            3 * r * c * 4
+    if wid == "W4":
+        r, c = size
+        arrays = [rng.standard_normal((r, c)).astype(f32), rng.integers(0, c, r)]
+        return F.cross_entropy, arrays, [True, False], 3 * r * c * 4
+    batch, dims = size
+    arrays = [rng.standard_normal((batch, dims[0])).astype(f32), rng.integers(0, dims[-1], batch)]
+    for i in range(len(dims) - 1):
+        lim = 1 / np.sqrt(dims[i])
+        arrays += [rng.uniform(-lim, lim, (dims[i + 1], dims[i])).astype(f32),
+                   rng.uniform(-lim, lim, dims[i + 1]).astype(f32)]
+
+    def mlp(x, t, *p):
+        for i in range(0, len(p) - 2, 2):
+            x = F.linear(x, p[i], p[i + 1]).relu()
+        return F.cross_entropy(F.linear(x, p[-2], p[-1]), t)
+    return mlp, arrays, [False, False] + [True] * (len(arrays) - 2), None
+
+
+def _tensors(arrays, rg, device):
+    import tracejit as tj
+    return [tj.tensor(a, device=device, requires_grad=r) for a, r in zip(arrays, rg)]
+
+
+def check_workload(wid: str, scale: str) -> tuple:
+    """Rows comparing CUDA eager and CUDA compiled with CPU eager; and the cold compile time."""
+    import tracejit as tj
+    fn, arrays, rg, _ = workload(wid, scale)
+    ref_in = _tensors(arrays, rg, "cpu")
+    ref = fn(*ref_in)
+    ref.backward()
+    want = [ref] + [t.grad for t, r in zip(ref_in, rg) if r]
+    rows, cold = [], None
+    for mode in ("eager", "compiled"):
+        ins = _tensors(arrays, rg, "cuda")
+        f = tj.compile(fn) if mode == "compiled" else fn
+        t0 = time.perf_counter()
+        out = f(*ins)
+        out.backward()
+        tj.cuda.synchronize()
+        if mode == "compiled":
+            cold = time.perf_counter() - t0
+        got = [out] + [t.grad for t, r in zip(ins, rg) if r]
+        rows.append(gpu_ops.compare(f"{wid} {mode}", got, want, rtol=2e-4, atol=2e-5))
+    return rows, cold
+
+
+def run_task(task):
+    kind, arg, scale = task
+    t0 = time.perf_counter()
+    try:
+        if kind == "ops":
+            rows, cold = gpu_ops.check(arg, SIZES[scale]["ops"]), None
+        else:
+            rows, cold = check_workload(arg, scale)
+    except Exception as e:  # noqa: BLE001 - a failure is a report row, not a crash
+        rows = [(f"{kind} {arg}", False, float("nan"), f"{type(e).__name__}: {e}"[:300] + "\n" +
+                 traceback.format_exc()[-1500:])]
+        cold = None
+    return rows, {"task": f"{kind} {arg}", "s": time.perf_counter() - t0, "cold": cold}
+
+
+# --- timings ---------------------------------------------------------------------------------
+
+def median_time(step, sync, reps: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        step()
+    sync()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        step()
+        sync()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def bandwidth(scale: str) -> dict:
+    """Bytes/s of a triad (read a, b; write c) and of a device-to-device copy, 64 MiB arrays."""
+    from numba import cuda
+    n = (64 << 20) // 4 if scale == "full" else 256
+    src = """
+def triad(a, b, c):
+    i = cuda.grid(1)
+    s = cuda.gridsize(1)
+    while i < a.shape[0]:
+        c[i] = a[i] + np.float32(2.0) * b[i]
+        i += s
+"""
+    ns = {"cuda": cuda, "np": np}
+    exec(src, ns)  # noqa: S102  (a literal kernel)
+    k = cuda.jit(ns["triad"])
+    a, b, c = (cuda.to_device(np.ones(n, np.float32)) for _ in range(3))
+    grid = (min(-(-n // 256), 65535 * 4), 256)
+    t_triad = median_time(lambda: k[grid](a, b, c), cuda.synchronize, 10)
+    t_copy = median_time(lambda: c.copy_to_device(a), cuda.synchronize, 10)
+    return {"triad": 3 * n * 4 / t_triad, "copy": 2 * n * 4 / t_copy}
+
+
+def overheads() -> str:
+    """Per-call costs on tiny tensors: a bare numba launch, one tracejit eager op, one compiled
+    call (W5's function, no grad), one torch op."""
+    from numba import cuda
+
+    import tracejit as tj
+    ns = {"cuda": cuda}
+    exec("def noop(a, b):\n    if cuda.grid(1) < 0:\n        a[0] = b[0]\n", ns)  # noqa: S102
+    k = cuda.jit(ns["noop"])
+    a = cuda.to_device(np.zeros(16, np.float32))
+    x, y = tj.ones(16, device="cuda"), tj.ones(16, device="cuda")
+    f = tj.compile(lambda x, y: (x * y + 1.0).relu())
+    parts = [("numba launch", lambda: k[1, 32](a, a)), ("tj eager x*y", lambda: x * y),
+             ("tj compiled W5", lambda: f(x, y))]
+    try:
+        import torch
+        if torch.cuda.is_available():
+            tx = torch.ones(16, device="cuda")
+            parts.append(("torch x*y", lambda: tx * tx))
+    except ImportError:
+        pass
+    out = []
+    for name, fn in parts:
+        fn()
+        tj.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(200):
+            fn()
+        tj.cuda.synchronize()
+        out.append(f"{name} {(time.perf_counter() - t0) / 200 * 1e6:.1f} us")
+    return "  per call: " + ", ".join(out)
+
+
+def time_tracejit(wid, scale, mode, reps) -> tuple:
+    """(median fwd+bwd seconds, first-call seconds) for CUDA eager or compiled."""
+    import tracejit as tj
+    fn, arrays, rg, _ = workload(wid, scale)
+    ins = _tensors(arrays, rg, "cuda")
+    f = tj.compile(fn) if mode == "compiled" else fn
+    opt = tj.optim.SGD([t for t, r in zip(ins, rg) if r], lr=0.01, momentum=0.9) \
+        if wid == "W2" else None
+
+    def step():
+        for t in ins:
+            t.grad = None
+        f(*ins).backward()
+        if opt is not None:
+            opt.step()
+    t0 = time.perf_counter()
+    step()
+    tj.cuda.synchronize()
+    first = time.perf_counter() - t0
+    return median_time(step, tj.cuda.synchronize, reps), first
+
+
+def time_torch(wid, scale, reps):
+    import torch
+    import torch.nn.functional as F
+    if not torch.cuda.is_available():
+        return None
+    _, arrays, rg, _ = workload(wid, scale)
+    ins = [torch.tensor(a, device="cuda").requires_grad_(r) for a, r in zip(arrays, rg)]
+    f = {"W1": lambda x, w, b: F.gelu(x * w + b, approximate="tanh").sum(),
+         "W3": lambda x, w, b: (F.layer_norm(x, (x.shape[-1],), w, b) * x).sum(),
+         "W4": F.cross_entropy}.get(wid)
+    if f is None:
+        def f(x, t, *p):
+            for i in range(0, len(p) - 2, 2):
+                x = F.linear(x, p[i], p[i + 1]).relu()
+            return F.cross_entropy(F.linear(x, p[-2], p[-1]), t)
+    opt = torch.optim.SGD([t for t, r in zip(ins, rg) if r], lr=0.01, momentum=0.9) \
+        if wid == "W2" else None
+
+    def step():
+        for t in ins:
+            t.grad = None
+        f(*ins).backward()
+        if opt is not None:
+            opt.step()
+    return median_time(step, torch.cuda.synchronize, reps)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    start = time.perf_counter()
+    scale = "tiny" if args.tiny else "full"
+    if args.tiny:
+        os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+    os.environ.setdefault("TRACEJIT_CACHE_DIR", tempfile.mkdtemp(prefix="tracejit-gpu-"))
+    lines = [f"tracejit gpu_check ({scale}) on {_device()}"]
+    tasks = [] if args.skip_ops else [("ops", g, scale) for g in gpu_ops.groups()]
+    tasks += [("W", w, scale) for w in ("W1", "W2", "W3", "W4")]
+    workers = args.workers if args.workers is not None else \
+        (0 if args.tiny else min(12, os.cpu_count() or 1))
+    if workers > 1:
+        import multiprocessing as mp
+        with mp.get_context("spawn").Pool(workers) as pool:
+            results = pool.map(run_task, tasks, chunksize=1)
+    else:
+        results = [run_task(t) for t in tasks]
+    rows = [r for rs, _ in results for r in rs]
+    bad = [r for r in rows if not r[1]]
+    lines.append(f"\n== correctness vs CPU eager: {len(rows) - len(bad)}/{len(rows)} ok "
+                 f"({time.perf_counter() - start:.0f} s, {workers} workers)")
+    for name, ok, err, note in rows:
+        if not ok or name.startswith("W"):
+            lines.append(f"  {'ok  ' if ok else 'FAIL'} {name:<34} max err {err:.2e} {note}")
+    cold = {info["task"].split()[-1]: info["cold"] for _, info in results if info["cold"]}
+    lines.append("\n== timings (medians; fwd+bwd; W2 includes the SGD step)")
+    try:
+        bw = bandwidth(scale)
+        lines.append(f"  bandwidth: triad {bw['triad'] / 1e9:.0f} GB/s, d2d copy "
+                     f"{bw['copy'] / 1e9:.0f} GB/s")
+    except Exception as e:  # noqa: BLE001
+        bw = None
+        lines.append(f"  bandwidth: failed ({e})")
+    lines.append(_maybe_line(overheads))
+    slow = sorted(((info["s"], info["task"]) for _, info in results), reverse=True)[:4]
+    lines.append("  slowest correctness tasks: " + ", ".join(f"{t} {s:.0f}s" for s, t in slow))
+    reps = 3 if args.tiny else 20
+    header = f"  {'':4} {'compiled':>10} {'eager':>10} {'torch':>10}  {'torch/comp':>10}  " \
+             f"{'compile cold/warm':>18}  floor"
+    lines.append(header)
+    for wid in ("W1", "W2", "W3", "W4"):
+        if time.perf_counter() - start > args.budget:
+            lines.append(f"  {wid}: skipped (time budget of {args.budget:.0f} s spent)")
+            continue
+        try:
+            tc, warm = time_tracejit(wid, scale, "compiled", reps)
+            te, _ = time_tracejit(wid, scale, "eager", max(3, reps // 4))
+            tt = _maybe(lambda w=wid: time_torch(w, scale, reps))
+            floor = workload(wid, scale)[3]
+            fl = f"{tc / (floor / bw['triad']):.2f}x of {floor / bw['triad'] * 1e3:.3f} ms" \
+                if floor and bw else "-"
+            lines.append(f"  {wid:4} {_ms(tc)} {_ms(te)} {_ms(tt)}  "
+                         f"{(tt / tc if tt else float('nan')):>9.2f}x  "
+                         f"{cold.get(wid, float('nan')):>7.2f}s/{warm:>6.2f}s   {fl}")
+        except Exception as e:  # noqa: BLE001
+            lines.append(f"  {wid}: failed: {type(e).__name__}: {e}"[:300])
+    lines.append(f"\n(ms per step; cold compile = first call in a fresh process, warm = first "
+                 f"call with the disk cache; total {time.perf_counter() - start:.0f} s)")
+    if bad:
+        lines.append("\n== failures (details)")
+        lines += [f"{n}: {note}" for n, _, _, note in bad]
+    text = "\n".join(lines)
+    print(text)
+    out = args.out or (os.path.join(os.environ["OUT"], "gpu_report.txt")
+                       if os.environ.get("OUT") else None)
+    if out:
+        with open(out, "w") as f:
+            f.write(text + "\n")
+    return 1 if bad else 0
+
+
+def _maybe_line(f) -> str:
+    try:
+        return f()
+    except Exception as e:  # noqa: BLE001
+        return f"  {f.__name__} failed: {type(e).__name__}: {e}"[:300]
+
+
+def _maybe(f):
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None
+    try:
+        return f()
+    except Exception:  # noqa: BLE001 - torch missing CUDA etc.: no column
+        return None
+
+
+def _ms(t) -> str:
+    return f"{t * 1e3:>10.3f}" if t is not None else f"{'-':>10}"
+
+
+def _device() -> str:
+    import numba
+
+    import tracejit as tj
+    try:
+        name = tj.cuda.get_device_name()
+    except RuntimeError as e:
+        name = f"no device ({e})"
+    return f"{name}; numba {numba.__version__}, numpy {np.__version__}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
