@@ -215,7 +215,13 @@ def time_tracejit(wid, scale, mode, reps) -> tuple:
     step()
     tj.cuda.synchronize()
     first = time.perf_counter() - t0
+    if mode == "compiled":
+        st = next(iter(f.cache.values())).stats
+        KERNELS[wid] = f"{st['kernels_forward']}+{st['kernels_backward']}"
     return median_time(step, tj.cuda.synchronize, reps), first
+
+
+KERNELS: dict = {}
 
 
 def time_torch(wid, scale, reps):
@@ -301,7 +307,8 @@ def main(argv=None) -> int:
                 if floor and bw else "-"
             lines.append(f"  {wid:4} {_ms(tc)} {_ms(te)} {_ms(tt)}  "
                          f"{(tt / tc if tt else float('nan')):>9.2f}x  "
-                         f"{cold.get(wid, float('nan')):>7.2f}s/{warm:>6.2f}s   {fl}")
+                         f"{cold.get(wid, float('nan')):>7.2f}s/{warm:>6.2f}s   {fl}"
+                         f"  [kernels fwd+bwd {KERNELS.get(wid, '?')}]")
         except Exception as e:  # noqa: BLE001
             lines.append(f"  {wid}: failed: {type(e).__name__}: {e}"[:300])
     lines.append(f"\n(ms per step; cold compile = first call in a fresh process, warm = first "

@@ -76,7 +76,7 @@ def _elementwise(names, shape, rng) -> list:
                 gw = [p[0].grad for p in pairs if p[0].requires_grad]
                 gg = [p[1].grad for p in pairs if p[1].requires_grad]
             tol = {"rtol": 2e-5, "atol": 2e-6} if dt != "float64" else \
-                {"rtol": 1e-12, "atol": 1e-13}
+                {"rtol": 1e-10, "atol": 1e-12}
             rows.append(compare(f"{name} {dt}", [got] + gg, [want] + gw, **tol))
     return rows
 

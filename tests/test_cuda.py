@@ -296,6 +296,17 @@ def test_compiled_elementwise_chain_and_full_reduction():
     _compiled_vs_eager(lambda x, w, b: gelu_tanh(x * w + b).sum(), arrays, (1, 1))
 
 
+def test_compiled_split_reductions_keep_their_partials_apart():
+    # several reductions split over blocks in one kernel: each needs its own partials buffer
+    x = RNG.standard_normal(40).astype(np.float32)
+    _compiled_vs_eager(lambda x: x.sum() * (x * x).sum() + x.amax(), [x])
+    y = RNG.standard_normal((16, 4)).astype(np.float32)
+    _compiled_vs_eager(lambda y: (y.sum(0) * (y * y).sum(0)).sum(), [y])
+    w, b = RNG.standard_normal(4).astype(np.float32), RNG.standard_normal(4).astype(np.float32)
+    _compiled_vs_eager(lambda y, w, b: (tj.nn.functional.layer_norm(y, (4,), w, b) * y).sum(),
+                       [y, w, b])
+
+
 def test_compiled_row_patterns():
     x = RNG.standard_normal((5, 12)).astype(np.float32)
     w, b = RNG.standard_normal(12).astype(np.float32), RNG.standard_normal(12).astype(np.float32)

@@ -138,7 +138,7 @@ def test_long_rows_are_not_read_by_several_passes(caplog):
     assert len(fuse(g, row_limit=1 << 20).kernels) == 1
 
 
-def test_unsupported_dtype_runs_outside(caplog):
+def test_unsupported_dtype_runs_outside():
     b = Builder()
     x = b.input((4,), "float16")
     g = b.out(b.op("exp", x))

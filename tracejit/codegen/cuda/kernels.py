@@ -110,8 +110,10 @@ class KernelRunner:
                 args.append(a.item())
         for o in outs:
             args += (o.buf, o.offset)
-        for n, dt in parts:
-            args.append(A.empty((n,), dt).buf)
+        # the partials must outlive both launches: a dropped CudaArray returns its buffer to
+        # the pool at once, and the next partials would get the same memory
+        scratch = [A.empty((n,), dt) for n, dt in parts]
+        args += [p.buf for p in scratch]
         if self.runtime:
             args += extra[0]
             for st, o in zip(self.k.stores, outs):
@@ -121,6 +123,7 @@ class KernelRunner:
         launch(*args)
         if launch2 is not None:
             launch2(*args)
+        del scratch
         return outs
 
     def _plan(self, ins: list, shape: tuple) -> tuple:

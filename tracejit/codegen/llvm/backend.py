@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+import llvmlite  # noqa: F401 - absent llvmlite fails this import: how the jit picks a backend
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 

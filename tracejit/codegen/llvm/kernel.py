@@ -8,10 +8,9 @@ the range the thread pool splits: elements for an elementwise kernel, (output ro
 for a reduction. Inside, a flat range is walked as row segments of the innermost dim; that loop
 is specialised on each operand's innermost stride class ('1' contiguous, '0' invariant, 's' any,
 the `pattern`), so the contiguous case is a plain loop the LLVM vectoriser turns into SIMD code.
-Reductions accumulate per block of `BLOCK` elements into partials the vectoriser may reassociate
-(`reassoc` on those adds only; no other fast-math flag anywhere), float sums in f64; blocks are
-combined in order. A splittable reduction writes its partials to `scratch` and a second function,
-`fin`, combines them and runs the epilogue.
+The body is the op table's scalar expressions emitted through `LLVMScalar`, without fast-math
+flags. This module owns the function skeleton (`_Fn`: arguments, loops, offsets, lazily emitted
+values) and elementwise kernels; reduce.py lowers reductions on top of it.
 """
 from __future__ import annotations
 
@@ -22,7 +21,6 @@ from ...ops import REGISTRY
 from .scalar import DTYPES, LLVMScalar
 
 I64, I8, I1 = ir.IntType(64), ir.IntType(8), ir.IntType(1)
-BLOCK = 2048
 MEM = dict(DTYPES, bool=I8)
 
 

@@ -5,8 +5,9 @@ IR text is the cache key, so identical kernels compile once per process and come
 cache in a new one) and, per layout of its input arrays, a `_Plan`: the loop shape and element
 strides packed into the `meta` array, with size-1 dims dropped and adjacent dims merged when
 every operand allows it (a contiguous 4-D elementwise kernel runs as one flat loop), the split
-count of a reduction whose output is too small to keep every thread busy, and the grain that
-makes each thread-pool chunk about 50 us of work. Small kernels run inline on the caller.
+count of a reduction whose outputs are too few to keep every thread busy (column mode counts
+blocks of outputs), and the grain that makes each thread-pool chunk about 50 us of work. Small
+kernels run inline on the caller, without the pool.
 """
 from __future__ import annotations
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from .kernel import BLOCK, I1, I64, _c, column_mode
+from .kernel import I1, I64, _c, column_mode
 from .scalar import DTYPES, LLVMScalar
 
-JB = 1024
+BLOCK = 2048         # elements per block of reassociable partials (row mode)
+JB = 1024            # outputs per item in column mode (their f64 accumulators stay in L1)
 
 
 class Acc:

@@ -245,6 +245,8 @@ class _Fuser:
                     owner[id(n)] = gi
                     break
                 else:
+                    logger.info("%s is needed in memory but no kernel computing it can store it "
+                                "(shape %s); it gets a kernel of its own", _why(n), n.shape)
                     groups.append((self.pull(n, set(owner)), {id(n)}))
                     owner[id(n)] = len(groups) - 1
                     changed = True
@@ -269,7 +271,7 @@ class _Fuser:
         group_of: dict = {}
         groups: dict = {}
         for n in self.g.nodes:
-            if not self.pullable(n):
+            if not self.pullable(n) or id(n) not in self.live:
                 continue
             cands = list(dict.fromkeys(group_of[id(u)] for u in n.inputs if id(u) in group_of))
             chosen = None
