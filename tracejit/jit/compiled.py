@@ -105,7 +105,7 @@ class CompiledFunction:
                     return self.fn(*args, **kwargs)
                 break
         out = self._run(entry, leaves)
-        if os.environ.get("TRACEJIT_DEBUG_NANS", "") not in ("", "0"):
+        if entry.debug_nans:
             out = self._check_nans(entry, out, args, kwargs, leaves)
         return out
 
@@ -186,6 +186,8 @@ class CompiledFunction:
 
     def _compile(self, args, kwargs, leaves) -> Entry:
         entry = Entry()
+        # read once per compile: an environment lookup per call would cost a microsecond
+        entry.debug_nans = os.environ.get("TRACEJIT_DEBUG_NANS", "") not in ("", "0")
         t0 = time.perf_counter()
         tr = Tracer(self.name)
         names = self._argnames

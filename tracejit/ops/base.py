@@ -185,3 +185,43 @@ def elementwise_dtypes(rule: str, in_dtypes: list) -> tuple:
     if rule == "logical":
         return D.bool_, D.bool_
     raise ValueError(rule)
+
+
+# --- derived facts about an op's scalar expression ---
+
+_HEAVY = ("exp", "log", "log1p", "expm1", "tanh", "sin", "cos", "erf", "pow")
+
+
+class _Counter:
+    """A vocabulary `m` that only counts the transcendental primitives an expression calls."""
+
+    def __init__(self) -> None:
+        self.heavy = 0
+
+    def __getattr__(self, name):
+        def prim(*args, **kwargs):
+            if name in _HEAVY:
+                self.heavy += 1
+            return 0.0
+        return prim
+
+
+_heavy_cache: dict = {}
+
+
+def transcendentals(op: "Op") -> int:
+    """How many transcendental primitives one element of an elementwise op evaluates (a cost
+    hint for backends, derived from the op's `expr` so no backend keeps a list of op names)."""
+    key = op.name
+    n = _heavy_cache.get(key)
+    if n is None:
+        n = 0
+        if op.expr is not None:
+            c = _Counter()
+            try:
+                op.expr(c, *([0.0] * max(op.nin, 1)), **{p: None for p in op.static})
+                n = c.heavy
+            except Exception:  # an expr that needs real params: assume it is heavy
+                n = 1
+        _heavy_cache[key] = n
+    return n

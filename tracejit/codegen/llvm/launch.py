@@ -16,13 +16,13 @@ import ctypes
 import numpy as np
 
 from ...ir.kernel import Kernel
+from ...ops import REGISTRY
+from ...ops.base import transcendentals
 from .. import threadpool
 from . import engine
 from .kernel import column_mode, loop_dims, lower
 from .reduce import JB
 
-_TRANSCENDENTAL = {"exp", "exp2", "expm1", "log", "log2", "log1p", "tanh", "sin", "cos", "erf",
-                   "pow", "sigmoid", "softplus"}
 _CHUNK_NS = 50_000           # target work per thread-pool chunk
 _fns: dict = {}              # IR text -> {name: ctypes function}
 
@@ -68,7 +68,7 @@ class KernelLauncher:
         self.dims = [ld.dims for ld in k.loads] + [s.dims for s in k.stores]
         self.order = list(k.kept_axes) + list(k.reduce_axes)
         loads = sum(self.inner_ops)
-        heavy = sum(1 for s in k.steps if s.op in _TRANSCENDENTAL)
+        heavy = sum(transcendentals(REGISTRY[s.op]) for s in k.steps if s.op in REGISTRY)
         light = len(k.steps) - heavy
         self.cost_elem = 0.3 * loads + 1.0 * heavy + 0.05 * light + 0.1
         self.nptr = len(self.dims) + (1 if k.splittable else 0)
