@@ -65,7 +65,7 @@ def main(argv: list | None = None) -> int:
         peers, notes = ([], ["peers skipped (--no-peers)"]) if args.no_peers else \
             available(quick=args.scale != "full")
         res = harness.run(args.ids, args.scale, args.backend, peers, notes)
-        res.machine = report.machine_info()
+        res.machine = report.machine_info(args.backend)
         print(report.render(res, markdown=args.markdown))
         if args.json:
             with open(args.json, "w") as f:

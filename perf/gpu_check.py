@@ -157,9 +157,11 @@ def triad(a, b, c):
     exec(src, ns)  # noqa: S102  (a literal kernel)
     k = cuda.jit(ns["triad"])
     a, b, c = (cuda.to_device(np.ones(n, np.float32)) for _ in range(3))
-    grid = (min(-(-n // 256), 65535 * 4), 256)
-    t_triad = median_time(lambda: k[grid](a, b, c), cuda.synchronize, 10)
-    t_copy = median_time(lambda: c.copy_to_device(a), cuda.synchronize, 10)
+    launch = k[min(-(-n // 256), 65535 * 4), 256]
+    # ten back-to-back launches per sample: the launch overhead (tens of us) must not count
+    t_triad = median_time(lambda: [launch(a, b, c) for _ in range(10)], cuda.synchronize, 5) / 10
+    t_copy = median_time(lambda: [c.copy_to_device(a) for _ in range(10)], cuda.synchronize,
+                         5) / 10
     return {"triad": 3 * n * 4 / t_triad, "copy": 2 * n * 4 / t_copy}
 
 

@@ -30,7 +30,7 @@ W6_LEGEND = ("tracejit: each cell a fresh process (cold: empty TRACEJIT_CACHE_DI
              "cache the cold process left); peers: their first call in this run.")
 
 
-def machine_info() -> dict:
+def machine_info(report_backend: str = "llvm") -> dict:
     """CPU model, cores, versions and date, for the header of every report."""
     cpu, flags = platform.processor() or "?", ""
     try:
@@ -54,6 +54,12 @@ def machine_info() -> dict:
             info[mod] = importlib.import_module(mod).__version__
         except Exception:  # noqa: BLE001 - absent or broken: not part of this machine
             info[mod] = None
+    if report_backend == "cuda":
+        try:
+            import tracejit as tj
+            info["gpu"] = tj.cuda.get_device_name()
+        except Exception as exc:  # noqa: BLE001
+            info["gpu"] = f"? ({type(exc).__name__})"
     try:
         import numpy as np
         info["blas"] = np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
@@ -65,7 +71,8 @@ def machine_info() -> dict:
 def machine_line(m: dict) -> str:
     vers = ", ".join(f"{k} {m[k]}" for k in ("python", "numpy", "llvmlite", "numba", "torch",
                                                  "jax") if m.get(k))
-    return (f"{m['cpu']} ({m['simd']}), {m['usable_cores']} of {m['cores']} cores, "
+    gpu = f", GPU {m['gpu']}" if m.get("gpu") else ""
+    return (f"{m['cpu']} ({m['simd']}), {m['usable_cores']} of {m['cores']} cores{gpu}, "
             f"BLAS {m['blas']}; {vers}; {m['date']}")
 
 
@@ -139,8 +146,9 @@ def render(report: Report, markdown: bool = False) -> str:
     bullet = "- " if markdown else ""
     parts = [("## " if markdown else "") + title, "",
              f"{bullet}machine: {machine_line(report.machine)}" if report.machine else "",
-             (f"{bullet}floors: memory {fl.bandwidth / 1e9:.1f} GB/s ({fl.bandwidth_how}); "
-              f"BLAS {fl.blas / 1e9 if fl.blas else 0:.0f} GFLOP/s ({fl.blas_how})"),
+             f"{bullet}floors: memory {fl.bandwidth / 1e9:.1f} GB/s ({fl.bandwidth_how}); "
+             + (f"BLAS {fl.blas / 1e9:.0f} GFLOP/s ({fl.blas_how})" if fl.blas
+                else f"BLAS {fl.blas_how}"),
              bullet + backend_line(report), "", table, "", LEGEND]
     if report.latency:
         h, rows = latency_cells(report)

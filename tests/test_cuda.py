@@ -219,8 +219,9 @@ def test_movement_and_indexing():
     z[tj.tensor([1, 1, 3], device="cuda")] = 2.0
     z[0] = 7.0
     assert z.tolist() == [7.0, 2.0, 0.0, 2.0, 0.0]
-    with pytest.raises(IndexError):
-        g[tj.tensor([9], device="cuda")]
+    with pytest.raises(IndexError, match="out of range"):   # at the next sync, as CUDA
+        g[tj.tensor([9], device="cuda")].cpu()
+    assert g[tj.tensor([1], device="cuda")].cpu().shape == (1, 6)
 
 
 def test_matmul_forward_backward():
@@ -333,6 +334,8 @@ def test_compiled_backend_cuda_on_cpu_tensors_returns_cpu_tensors():
     y.sum().backward()
     assert not x.grad.is_cuda
     g = tj.compile(lambda a, b: a + b)
+    assert not g(tj.ones(2), tj.ones(2)).is_cuda                # the device is part of the key
+    assert g(tj.ones(2, device="cuda"), tj.ones(2, device="cuda")).is_cuda and g.compiles == 2
     with pytest.raises(RuntimeError, match="same device"):
         g(tj.ones(2, device="cuda"), tj.ones(2))
     h = tj.compile(lambda a: a + 1, backend="interpret")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -204,3 +207,52 @@ def test_formatting():
     assert B.fmt_timing(B.Timing(1.2e-3, 1.1e-3, 1.35e-3, 5)) == "1.2 ms (1.10-1.35)"
     assert B.kernels_text({"kernels_forward": 1, "kernels_backward": 1}) == "1+1"
     assert B.kernels_text({}) == "-" and B.kernels_text(None) == "-"
+
+
+def test_cuda_backend_under_the_simulator(tmp_path):
+    """--backend cuda puts the tensors on the GPU (here Numba's CUDA simulator, in a subprocess
+    so that the variable is set before numba loads) and measures the GPU's own floor."""
+    if importlib.util.find_spec("numba") is None:
+        pytest.skip("numba not installed")
+    path = tmp_path / "cuda.json"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-m", "perf", "--tiny", "--backend", "cuda",
+                           "--workloads", "W1", "--json", str(path)], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    data = json.loads(path.read_text())
+    assert "simulator" in data["floors"]["bandwidth_how"] and data["floors"]["blas_GFLOPs"] is None
+    assert data["peers"] == []  # CPU peers against GPU workloads would compare nothing
+    row = data["rows"][0]["tracejit"]
+    assert row["status"] != "ok" or row["backend"] == "cuda"
+
+
+def test_a_failure_is_a_cell_not_a_crash(monkeypatch):
+    """An exception in eager, in the compiled first call or while timing ends up in the row."""
+    from perf.workloads import Workload
+
+    calls = [0]
+
+    def flaky(x):
+        calls[0] += 1
+        if calls[0] > 3:  # the reference and first calls pass, then the device "fails"
+            raise IndexError("index out of range\nfound at the next synchronisation")
+        return (x * 2).sum()
+
+    def broken(x):
+        raise ValueError("eager is broken")
+
+    def case_of(fn):
+        return B.Case(fn, (tj.randn(8, requires_grad=True),))
+    wls = [Workload("W1", "flaky", "8", case_of(flaky), None, 0.0, "x"),
+           Workload("W3", "broken", "8", case_of(broken), None, 0.0, "x")]
+    monkeypatch.setattr(tj, "compile", _fake_compile(), raising=False)
+    rep = harness.run([], "tiny", "llvm", [], progress=False, workloads=wls)
+    flaky_row, broken_row = (r.result for r in rep.rows)
+    assert flaky_row.status == "error" and "while timing" in flaky_row.message
+    assert flaky_row.eager is None and flaky_row.compiled is None
+    assert broken_row.status == "error" and broken_row.message == "error in eager: ValueError"
+    text = report.render(rep)
+    assert "index out of range found at the next" in text and "eager is broken" in text

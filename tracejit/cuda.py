@@ -85,6 +85,7 @@ def synchronize() -> None:
     if _state["backend"] is not None:
         from numba import cuda
         cuda.synchronize()
+        _state["backend"][0].check_index_errors()
 
 
 # --- used by tensor.py, methods.py and factories.py ---

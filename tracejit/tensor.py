@@ -287,7 +287,8 @@ class Tensor:
                                    f"gradient= with the same shape, or reduce it (e.g. .sum())")
             gradient = Tensor._make(np.ones(self._data.shape, self._data.dtype))
             if type(self._data) is not _ndarray and _on_device(self._data):
-                gradient = gradient.to(self.device)
+                from . import cuda  # a fill kernel: an upload would wait for the forward
+                gradient = Tensor._make(cuda.full(self._data.shape, 1, self.dtype.name))
         else:
             gradient = as_tensor(gradient, dtype=self.dtype)
             if gradient.shape != self.shape:

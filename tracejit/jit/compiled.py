@@ -16,10 +16,10 @@ import warnings
 import numpy as np
 
 from .. import autograd as ag
+from .. import cuda as _cuda
 from ..ir.graph import TensorType
 from ..ir.partition import partition
 from ..ops import dtypes as D
-from .. import cuda as _cuda
 from ..tensor import Tensor, _ndarray, _on_device, _tracer
 from . import backends
 from .bridge import CompiledNode
@@ -151,6 +151,9 @@ class CompiledFunction:
         if i == 0:
             return f"grad mode changed: expected {old}, got {new}"
         name = self._leaf_name(i)
+        if isinstance(old, tuple) and isinstance(new, tuple) and {len(old), len(new)} == {3, 4}:
+            return f"tensor '{name}' device mismatch: expected " \
+                   f"{'cuda:0' if len(old) == 4 else 'cpu'}, got {'cuda:0' if len(new) == 4 else 'cpu'}"
         if isinstance(old, tuple) and len(old) == 3 and isinstance(old[0], tuple) and \
                 isinstance(new, tuple) and len(new) == 3:
             if old[0] != new[0]:

@@ -6,7 +6,7 @@ a spec that rebuilds the same nested structure around the compiled outputs.
 """
 from __future__ import annotations
 
-from ..tensor import Tensor
+from ..tensor import Tensor, _ndarray
 
 
 def _flatten(obj, leaves: list, key: list) -> None:
@@ -14,7 +14,8 @@ def _flatten(obj, leaves: list, key: list) -> None:
     if t is Tensor or isinstance(obj, Tensor):
         d = obj._data
         leaves.append(obj)
-        key.append((d.shape, d.dtype, obj.requires_grad))
+        key.append((d.shape, d.dtype, obj.requires_grad) if type(d) is _ndarray else
+                   (d.shape, d.dtype, obj.requires_grad, "cuda:0"))   # a CUDA tensor
     elif t is float:
         leaves.append(obj)
         key.append(float)

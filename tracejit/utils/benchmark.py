@@ -358,12 +358,19 @@ def measure(case: Case, *, backend: str = "llvm", compiler: Callable | None = No
             res.kernels = kernels_text(stats)
         else:  # no time of any kind for a wrong result
             res.status, res.message = "mismatch", mismatch_text(res.max_err, where)
-    if res.status == "ok":
-        say(f"timing eager and compiled ({res.backend}), interleaved")
-        res.eager, res.compiled = time_fns([case.step(case.fn), case.step(fc.fn)], **timing)
-    else:
-        say("timing eager")
-        res.eager = time_fn(case.step(case.fn), **timing)
+    try:
+        if res.status == "ok":
+            say(f"timing eager and compiled ({res.backend}), interleaved")
+            res.eager, res.compiled = time_fns([case.step(case.fn), case.step(fc.fn)],
+                                               **timing)
+        else:
+            say("timing eager")
+            res.eager = time_fn(case.step(case.fn), **timing)
+    except Exception as exc:  # noqa: BLE001 - a failure while timing is a cell, not a crash
+        why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:200]
+        res.eager = res.compiled = res.first_call_s = res.compile_s = None
+        res.status, res.message = "error", f"error while timing: {type(exc).__name__}"
+        res.detail = f"while timing eager and compiled steps: {why}"
     return res
 
 

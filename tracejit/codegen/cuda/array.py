@@ -173,8 +173,33 @@ def from_host(a: np.ndarray) -> CudaArray:
     return CudaArray(cuda.to_device(flat), a.shape, contiguous_strides(a.shape), 0, a.dtype)
 
 
+def index_error_flag():
+    """The device flag index kernels set on an out-of-range index (checked at host reads)."""
+    if _err["flag"] is None:
+        _err["flag"] = from_host(np.zeros(1, np.int32))
+    _err["armed"] = True
+    return _err["flag"]
+
+
+def check_index_errors() -> None:
+    """Raise the IndexError of an earlier kernel, as CUDA reports device-side asserts: at the
+    next synchronisation (a copy to the host, tj.cuda.synchronize())."""
+    if not _err["armed"]:
+        return
+    _err["armed"] = False
+    flag = _err["flag"]
+    if int(flag.buf.copy_to_host()[0]):
+        flag.buf.copy_to_device(np.zeros(1, np.int32))
+        raise IndexError("index out of range in an index tensor used on a CUDA tensor (found "
+                         "by an earlier kernel; CUDA reports it at the next synchronisation)")
+
+
+_err: dict = {"flag": None, "armed": False}
+
+
 def to_host(a: CudaArray) -> np.ndarray:
     """A fresh numpy array with a's values; copies only the span of the buffer a covers."""
+    check_index_errors()
     if a.size == 0:
         return np.zeros(a.shape, a.dtype)
     lo = a.offset + sum(s * (n - 1) for s, n in zip(a.strides, a.shape) if s < 0)

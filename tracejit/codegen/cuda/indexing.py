@@ -6,8 +6,8 @@ present; the broadcast index dims replace the indexed dims where the advanced in
 adjacent, else they go first. Slices and None are applied first as a view, so the kernel only
 maps each output element to (view offset + sum of index values x view strides). Index arrays may
 live on the host (PyTorch accepts CPU indices for CUDA tensors): they are copied over. An index
-out of range sets an error flag instead of reading out of bounds; it is checked after the launch
-and raised as numpy's IndexError.
+out of range sets an error flag instead of reading out of bounds; it is raised as numpy's
+IndexError at the next synchronisation (array.check_index_errors), as CUDA reports its asserts.
 """
 from __future__ import annotations
 
@@ -123,14 +123,12 @@ def _launch(mode: str, v, y, roles, adv) -> None:
            tuple(a.dtype.name for a, _ in adv))
     name = f"{mode}_{len(_kernels)}"
     k = _kernel(key, lambda: (_source(name, roles, adv, v.dtype.name, mode), name))
-    err = A.from_host(np.zeros(1, np.int32))
+    err = A.index_error_flag()
     args = [v.buf, v.offset, y.buf, y.offset, err.buf] + list(shape) + list(y.strides) + \
         [v.strides[r[1]] for r in roles if r[0] == "v"]
     for a, vd in adv:
         args += [a.buf, a.offset, v.shape[vd], v.strides[vd]] + list(a.strides)
     k[_grid(y.size)](*args)
-    if int(err.buf.copy_to_host()[0]):
-        raise IndexError("index out of range in an index tensor used on a CUDA tensor")
 
 
 def index(x, *idx, key):

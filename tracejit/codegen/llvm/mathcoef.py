@@ -1,11 +1,18 @@
-"""Constants and polynomial coefficients for ``mathlib`` (data only).
+"""Constants and polynomial coefficients for ``mathlib`` and ``mathlib32`` (data only).
 
 Coefficients are Chebyshev near-minimax fits computed with mpmath at 60 digits and rounded
 to double (``mpmath.chebyfit`` on the stated interval, then the rounded polynomial's error
 re-measured on a dense grid; the figure quoted is the max relative, for ERF absolute, error
-of each kernel).  ``_D`` tables serve f64 results, ``_S`` tables f32 results.  Split
-constants: LN2_HI has 40 significant bits so k*LN2_HI is exact for |k| < 2^13 (Cody-Waite);
-TWO_OVER_PI_BITS is 2/pi in 32-bit words after 64 zero bits, for Payne-Hanek reduction.
+of each kernel).  ``_D`` tables serve f64 results, ``_S`` tables f32 results computed in f64
+(the path ``LLVMScalar(native_f32=False)`` still takes).  Split constants: LN2_HI has 40
+significant bits so k*LN2_HI is exact for |k| < 2^13 (Cody-Waite); TWO_OVER_PI_BITS is 2/pi in
+32-bit words after 64 zero bits, for Payne-Hanek reduction.
+
+``_F`` tables and constants serve ``mathlib32`` (float32 lanes); every value is a float32.
+They were fitted by perf/fit_math32.py (offline, mpmath): weighted minimax (Lawson) with the
+weight that turns the polynomial's error into the relative error of the final result, then
+rounded to float32 one coefficient at a time from the lowest, refitting the rest; the quoted
+figure is that weighted error of the rounded polynomial.
 """
 
 LOG2E = 1.4426950408889634
@@ -153,3 +160,83 @@ TWO_OVER_PI_BITS = (
     0x4F463F66, 0x9E5FEA2D, 0x7527BAC7, 0xEBE5F17B, 0x3D0739F7, 0x8A5292EA,
     0x6BFB5FB1, 0x1F8D5D08, 0x56033046, 0xFC7B6BAB,
 )
+
+
+# ---------------------------------------------------------------- float32 (mathlib32)
+LOG2E_F = 1.4426950216293335
+LN2_HI_F = 0.693145751953125          # ln2 to 16 bits: k*LN2_HI_F is exact for |k| < 2^8
+LN2_LO_F = 1.428606765330187e-06      # float32(ln2 - LN2_HI_F); |error| 5.5e-14
+SQRT_HALF_BITS_F = 0x3F3504F3         # bits of float32(sqrt(1/2))
+MIN_NORMAL_F = 1.1754943508222875e-38
+PIO4_F = 0.7853981852531433           # float32(pi/4), just above pi/4
+# pi/2 * 2^-62 as a float32 pair, for the fixed-point Payne-Hanek remainder of mathlib32
+PIO2_HI_2M62_F, PIO2_LO_2M62_F = 3.4061216748705226e-19, -9.478396428567739e-27
+ERFC_EDGES_F = (0.875, 1.8, 3.95)     # erf rounds to 1 in float32 from x = 3.92
+
+EXP_F = (  # (e^r-1-r)/r^2, |r|<=ln2/2; weighted fit err 2^-33.2
+    0.5, 0.1666666567325592, 0.041666463017463684, 0.008333571255207062,
+    0.0013935083989053965, 0.00019739456183742732,
+)
+
+EXPM1_F = (  # (e^x-1-x)/x^2, |x|<=ln2 (expm1 without reduction); fit err 2^-29.3
+    0.5, 0.16666671633720398, 0.04166664555668831, 0.008332662284374237,
+    0.0013889764668419957, 0.00020091001351829618, 2.4836983357090503e-05,
+)
+
+LOG_F = (  # (log1p(f)-f+f^2/2)/f^3, f in [sqrt(1/2)-1, sqrt(2)-1]; fit err 2^-30.3
+    0.3333331346511841, -0.25000008940696716, 0.20002073049545288, -0.16667993366718292,
+    0.1422032117843628, -0.12406114488840103, 0.11883742362260818, -0.11670895665884018,
+    0.0674971491098404,
+)
+
+TANH_F = (  # (tanh x-x)/x^3 in z=x^2, |x|<0.55; fit err 2^-29.7
+    -0.33333316445350647, 0.13332544267177582, -0.0538475476205349, 0.02105071395635605,
+    -0.0062428489327430725,
+)
+
+ERF_F = (  # erf(x)/x-1 in z=x^2, |x|<0.875; fit err 2^-30.1
+    0.12837916612625122, -0.3761262893676758, 0.11283621937036514, -0.026855282485485077,
+    0.0051906355656683445, -0.0008021724643185735, 7.842258492019027e-05,
+)
+
+ERFC_F = (  # erfc(x)*exp(x^2) in u=x-centre on ERFC_EDGES_F; fit err 2^-30.0, 2^-37.5
+    (
+        0.3503362536430359, -0.1912296861410141, 0.09456709772348404, -0.04316345602273941,
+        0.018409907817840576, -0.0074250404722988605, 0.0028537469916045666,
+        -0.001025211764499545, 0.000387186068110168,
+    ),
+    (
+        0.18605494499206543, -0.05856310576200485, 0.01768614538013935, -0.005145873408764601,
+        0.0014391428558155894, -0.00040490919491276145, 0.00010699594713514671,
+        -1.0322165508114267e-05, 1.8545360944699496e-05,
+    ),
+)
+
+SIN_F = (  # (sin r-r)/r^3 in z=r^2, |r|<=pi/4; fit err 2^-32.5
+    -0.1666666716337204, 0.008333379402756691, -0.00019853092089761049, 2.8330709938018117e-06,
+)
+
+COS_F = (  # (cos r-1+z/2)/z^2, |r|<=pi/4; fit err 2^-33.0
+    0.04166664555668831, -0.0013887310633435845, 2.4432561986031942e-05,
+)
+
+
+def _pio2_windows() -> tuple[int, ...]:
+    """Per float32 biased exponent be (0..255): the 96 bits of 2/pi from bit be - 151 on
+    (bit 1 = 2^-1), as three 32-bit words, most significant first.
+
+    For x = M 2^(be-150) (M the 24-bit significand), frac(x (2/pi) / 4) = M W 2^-96 mod 1 up
+    to less than M 2^-96: the bits of 2/pi before the window only add integers.
+    """
+    words = TWO_OVER_PI_BITS[2:]                       # 2/pi = 0.b1 b2 ...
+    nbits = 32 * len(words)
+    big = int("".join(f"{w:08x}" for w in words), 16)  # b_i has weight 2^(nbits - i)
+    out = []
+    for be in range(256):
+        top = be - 151 + 95                            # last bit index of the window
+        win = (big >> (nbits - top)) % (1 << 96) if top >= 0 else 0
+        out += [(win >> 64) & 0xFFFFFFFF, (win >> 32) & 0xFFFFFFFF, win & 0xFFFFFFFF]
+    return tuple(out)
+
+
+PIO2_WINDOWS_F = _pio2_windows()

@@ -1,11 +1,12 @@
 """Typed IR value wrappers and error-free transformations for the math kernels.
 
-This module owns the small DSL that ``mathlib`` is written in: ``D`` (an f64 or vector-of-f64
-SSA value) and ``I`` (i64 / vector of i64) with Python operators that emit plain IEEE
-instructions (never fast-math flags), the ``Emitter`` that makes constants, selects,
-bit casts, gathers and calls to single-instruction LLVM intrinsics for one value shape, and
-the classic exact building blocks: TwoSum, FastTwoSum, TwoProduct (via llvm.fma), rounding
-to an integer with the 1.5*2^52 trick and exact scaling by powers of two.
+This module owns the small DSL that ``mathlib`` (f64) and ``mathlib32`` (f32) are written in:
+``D`` (a float SSA value: f64 or f32, scalar or vector) and ``I`` (the integer of the same
+width: i64 or i32) with Python operators that emit plain IEEE instructions (never fast-math
+flags), the ``Emitter`` that makes constants, selects, bit casts, gathers and calls to
+single-instruction LLVM intrinsics for one value shape and float width, and the classic
+exact building blocks: TwoSum, FastTwoSum, TwoProduct (via llvm.fma), rounding to an integer
+with the 1.5*2^52 (f32: 1.5*2^23) trick and exact scaling by powers of two.
 """
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ from collections.abc import Sequence
 
 from llvmlite import ir
 
-F64, I64, I32 = ir.DoubleType(), ir.IntType(64), ir.IntType(32)
+F64, I64, I32, F32 = ir.DoubleType(), ir.IntType(64), ir.IntType(32), ir.FloatType()
 MAGIC = 6755399441055744.0        # 1.5 * 2**52: adding it rounds to an integer (even ties)
 MAGIC_BITS = 0x4338000000000000
+MAGIC32, MAGIC32_BITS = 12582912.0, 0x4B400000      # 1.5 * 2**23, the same for f32
 INF, NAN = float("inf"), float("nan")
 
 
 class D:
-    """An f64 (or vector of f64) SSA value with arithmetic operators (no fast-math)."""
+    """A float (f64 or f32, scalar or vector) SSA value with arithmetic operators."""
     __slots__ = ("e", "v")
 
     def __init__(self, e: Emitter, v: ir.Value):
@@ -74,7 +76,7 @@ class D:
 
 
 class I:
-    """An i64 (or vector of i64) SSA value; ``>>`` is arithmetic, ``lshr`` logical."""
+    """An i64 or i32 (scalar or vector) SSA value; ``>>`` is arithmetic, ``lshr`` logical."""
     __slots__ = ("e", "v")
 
     def __init__(self, e: Emitter, v: ir.Value):
@@ -110,6 +112,9 @@ class I:
     def ne(self, o: I | int) -> ir.Value:
         return self.e.b.icmp_signed("!=", self.v, self._o(o))
 
+    def eq(self, o: I | int) -> ir.Value:
+        return self.e.b.icmp_signed("==", self.v, self._o(o))
+
     def __gt__(self, o: I | int) -> ir.Value:
         return self.e.b.icmp_signed(">", self.v, self._o(o))
 
@@ -118,37 +123,42 @@ class I:
 
 
 class Emitter:
-    """Builds f64/i64 values of one shape (scalar, or a vector of ``lanes`` lanes)."""
+    """Builds f64/i64 (``single``: f32/i32) values of one shape (scalar, or ``lanes`` lanes)."""
 
-    def __init__(self, builder: ir.IRBuilder, lanes: int | None):
-        self.b, self.lanes = builder, lanes
-        self.ft = F64 if lanes is None else ir.VectorType(F64, lanes)
-        self.it = I64 if lanes is None else ir.VectorType(I64, lanes)
+    def __init__(self, builder: ir.IRBuilder, lanes: int | None, single: bool = False):
+        self.b, self.lanes, self.single = builder, lanes, single
+        self.fe, self.ie = (F32, I32) if single else (F64, I64)
+        self.bits_w = self.ie.width
+        self.ft = self.fe if lanes is None else ir.VectorType(self.fe, lanes)
+        self.it = self.ie if lanes is None else ir.VectorType(self.ie, lanes)
 
     def _splat(self, ty: ir.Type, scalar_ty: ir.Type, v: float) -> ir.Constant:
         c = ir.Constant(scalar_ty, v)
         return c if self.lanes is None else ir.Constant(ty, [c] * self.lanes)
 
     def cf(self, v: float) -> ir.Constant:
-        return self._splat(self.ft, F64, float(v))
+        return self._splat(self.ft, self.fe, float(v))
 
     def ci(self, v: int) -> ir.Constant:
-        v &= (1 << 64) - 1
-        return self._splat(self.it, I64, v - (1 << 64) if v >> 63 else v)
+        w = self.bits_w
+        v &= (1 << w) - 1
+        return self._splat(self.it, self.ie, v - (1 << w) if v >> (w - 1) else v)
 
     def d(self, v: D | float) -> D:
         return v if isinstance(v, D) else D(self, self.cf(v))
 
     def intr(self, name: str, *args: D | float) -> D:
-        """Call ``llvm.<name>`` on f64 args; only single-instruction intrinsics are used."""
-        suffix = "f64" if self.lanes is None else f"v{self.lanes}f64"
+        """Call ``llvm.<name>`` on float args; only single-instruction intrinsics are used."""
+        t = "f32" if self.single else "f64"
+        suffix = t if self.lanes is None else f"v{self.lanes}{t}"
         fnty = ir.FunctionType(self.ft, [self.ft] * len(args))
         mod = self.b.module
         full = f"llvm.{name}.{suffix}"
         fn = mod.globals.get(full) or ir.Function(mod, fnty, full)
         return D(self, self.b.call(fn, [self.d(a).v for a in args]))
 
-    def fma(self, a: D | float, b: D | float, c: D | float) -> D:           # exact a*b+c with one rounding (TwoProduct)
+    def fma(self, a: D | float, b: D | float, c: D | float) -> D:
+        """a*b + c rounded once (exact product: the basis of TwoProduct)."""
         return self.intr("fma", a, b, c)
 
     def fabs(self, a: D) -> D:
@@ -188,7 +198,7 @@ class Emitter:
     def from_bits(self, a: I) -> D:
         return D(self, self.b.bitcast(a.v, self.ft))
 
-    def i2d(self, a: I) -> D:               # exact for |a| < 2**53
+    def i2d(self, a: I) -> D:               # exact for |a| < 2**53 (f32: 2**24)
         return D(self, self.b.sitofp(a.v, self.ft))
 
     def clamp(self, x: D, lo: float, hi: float) -> D:
@@ -203,7 +213,8 @@ class Emitter:
         return acc
 
     def table_load(self, table: Sequence[int], name: str, idx: I) -> I:
-        """Zero-extended load ``table[idx]`` of a private i32 constant array (a gather)."""
+        """Load ``table[idx]`` of a private i32 constant array (a gather), zero-extended
+        to this emitter's integer width."""
         mod = self.b.module
         gv = mod.globals.get(name)
         if gv is None:
@@ -215,7 +226,8 @@ class Emitter:
         zero = ir.Constant(I32, 0)
 
         def one(i: ir.Value) -> ir.Value:
-            return self.b.zext(self.b.load(self.b.gep(gv, [zero, i], inbounds=True)), I64)
+            v = self.b.load(self.b.gep(gv, [zero, i], inbounds=True))
+            return v if self.single else self.b.zext(v, I64)
         if self.lanes is None:
             return I(self, one(idx.v))
         out = ir.Constant(self.it, ir.Undefined)
@@ -245,21 +257,24 @@ def two_prod(e: Emitter, a: D, b: D) -> tuple[D, D]:
 
 
 def round_int(e: Emitter, y: D) -> tuple[D, I]:
-    """Round |y| < 2**51 to the nearest integer, as a double and as an i64.
+    """Round |y| < 2**51 (f32: 2**22) to the nearest integer, as a float and as an int.
 
     The 1.5*2**52 trick avoids fptosi (poison for NaN) and 64-bit conversions that many
     vector ISAs lack; for NaN the integer is garbage but defined.
     """
-    t = y + MAGIC
-    return t - MAGIC, e.bits(t) - MAGIC_BITS
+    magic, magic_bits = (MAGIC32, MAGIC32_BITS) if e.single else (MAGIC, MAGIC_BITS)
+    t = y + magic
+    return t - magic, e.bits(t) - magic_bits
 
 
 def pow2(e: Emitter, k: I) -> D:
-    """2.0**k for integer -1022 <= k <= 1023, built from the exponent field."""
+    """2.0**k for integer -1022 <= k <= 1023 (f32: -126 .. 127), from the exponent field."""
+    if e.single:
+        return e.from_bits((k + 127) << 23)
     return e.from_bits((k + 1023) << 52)
 
 
 def scale2(e: Emitter, v: D, k: I) -> D:
-    """v * 2**k for |k| <= 2044 in two exact steps, so subnormal results round only once."""
+    """v * 2**k for |k| <= 2044 (f32: 252) in two exact steps: subnormals round only once."""
     k1 = k >> 1
     return v * pow2(e, k1) * pow2(e, k - k1)

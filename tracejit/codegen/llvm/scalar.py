@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from . import mathir, mathlib
+from . import mathir, mathlib, mathlib32
 
 PRIMITIVES = (
     "add", "sub", "mul", "div", "neg", "abs", "maximum", "minimum",
@@ -80,8 +80,10 @@ def _width(ty: ir.Type) -> int:
 class LLVMScalar:
     """The scalar vocabulary `m` emitted as LLVM IR through an llvmlite ir.IRBuilder."""
 
-    def __init__(self, builder: ir.IRBuilder):
-        self.b = builder
+    def __init__(self, builder: ir.IRBuilder, native_f32: bool = True):
+        """``native_f32=False`` computes float32 transcendentals through the f64 kernels
+        (perf/llvm_math.py times both)."""
+        self.b, self.native_f32 = builder, native_f32
 
     # ------------------------------------------------------------ constants / types
     def const(self, value: float | bool, like: ir.Value | ir.Type) -> ir.Constant:
@@ -234,6 +236,10 @@ class LLVMScalar:
             raise TypeError(f"{fn.__name__} is only defined for floats; cast first")
         elem, n = _split(ty)
         single = isinstance(elem, ir.FloatType)
+        fn32 = getattr(mathlib32, fn.__name__, None) if self.native_f32 else None
+        if single and fn32 is not None:               # float32 lanes throughout
+            e = mathir.Emitter(self.b, n, single=True)
+            return fn32(e, *[mathir.D(e, a) for a in args]).v
         e = mathir.Emitter(self.b, n)
         xs = [mathir.D(e, self.b.fpext(a, e.ft) if single else a) for a in args]
         res = fn(e, *xs, "s" if single else "d").v
