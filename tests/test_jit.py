@@ -303,7 +303,8 @@ def test_log_env_var_enables_loggers():
     code = ("import tracejit as tj; f = tj.compile(lambda x: x * 2, backend='interpret'); "
             "f(tj.ones(2)); f(tj.ones(3))")
     env = dict(os.environ, TRACEJIT_LOG="graph,recompiles")
-    r = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True,
+                       text=True,
                        cwd=os.path.dirname(os.path.dirname(__file__)), timeout=60)
     assert r.returncode == 0, r.stderr
     assert "forward graph" in r.stderr and "recompiling" in r.stderr

@@ -4,6 +4,7 @@
 `tj.optim` build models; `tj.compile` captures a function into the graph IR and runs it through
 a compiled backend.
 """
+# ruff: noqa: F401, E402  (this module re-exports the public API)
 from . import autograd, methods, movement  # noqa: F401  (attach Tensor methods)
 from . import cuda  # noqa: F401  (tj.cuda.is_available(); loads no CUDA code)
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -25,7 +26,6 @@ int = int32  # noqa: A001
 half = float16
 dtype = DType
 device = Device
-as_tensor = methods._functions.get("as_tensor")
 
 
 def _export_functions():
@@ -35,7 +35,7 @@ def _export_functions():
 
 
 _export_functions()
-from .tensor import as_tensor  # noqa: E402,F811
+from .tensor import as_tensor
 
 
 def get_default_dtype() -> DType:
@@ -57,6 +57,7 @@ def result_type(a, b) -> DType:
             sc.append(D.scalar_dtype(x))
     return D.result_type(dims, zero, sc)
 
-from .jit import compile, disable, explain  # noqa: E402,A001
-from . import nn, optim  # noqa: E402,F401
-from .serialization import load, save  # noqa: E402
+
+from . import nn, optim
+from .jit import compile, disable, explain
+from .serialization import load, save

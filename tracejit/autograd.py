@@ -486,7 +486,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False,
              inputs=None) -> None:
-    """Accumulate gradients of `tensors` into the `.grad` of the leaves (torch.autograd.backward)."""
+    """Accumulate gradients of `tensors` into the leaves' `.grad` (torch.autograd.backward)."""
     from .tensor import Tensor
     tensors = _as_tuple(tensors)
     if retain_graph is None:

@@ -219,7 +219,8 @@ def _index_put_vjp(g, out, base, value, *idx, key, accumulate):
 
 
 register(Op("index", "index", -1, infer=_index_infer,
-            eager=lambda x, *idx, key: x[numpy_key(key, idx)], vjp=_index_vjp, saves=tuple(range(1, 33)),
+            eager=lambda x, *idx, key: x[numpy_key(key, idx)], vjp=_index_vjp,
+            saves=tuple(range(1, 33)),
             static=("key",)))
 register(Op("index_put", "index", -1, infer=lambda bt, vt, *it, key, accumulate: bt,
             eager=_index_put_eager, vjp=_index_put_vjp, saves=tuple(range(2, 34)),

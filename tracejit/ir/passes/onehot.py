@@ -106,7 +106,8 @@ class _Builder:
         return f"{self.n.name}.{self.k}"
 
     def const(self, v: np.ndarray) -> Node:
-        c = self.g.add("const", [], {}, TensorType(v.shape, D.from_numpy_dtype(v.dtype)), self.n.loc, value=v)
+        c = self.g.add("const", [], {}, TensorType(v.shape, D.from_numpy_dtype(v.dtype)),
+                       self.n.loc, value=v)
         c.name = self._name()
         return c
 
