@@ -12,18 +12,17 @@ import importlib
 import os
 import platform
 
-from tracejit.utils.benchmark import fmt_time, fmt_timing, format_table
+from tracejit.utils.benchmark import RESULT_HEADERS, fmt_time, format_table, result_cells
 
 from .harness import Report, Row
 
-HEADERS = ("W", "workload", "size", "floor", "eager", "compiled", "speedup", "first call",
-           "kernels", "x floor eager/compiled")
+HEADERS = ("W", "workload", "size", "floor", *RESULT_HEADERS, "x floor eager/compiled")
 
 
 LEGEND = ("times: median (min-max) of repeated runs after warm-up; speedup = eager / compiled "
           "medians; x floor = median time / floor time (1.0x is at the floor); peers: median "
           "(x floor); first call = trace + compile + first fwd+bwd step; kernels: "
-          "forward+backward.")
+          "forward+backward; check: loss and every gradient against eager (no time unless ok).")
 
 
 W6_LEGEND = ("tracejit: each cell a fresh process (cold: empty TRACEJIT_CACHE_DIR; warm: the "
@@ -93,9 +92,8 @@ def row_cells(row: Row, peers: list) -> list:
         f"{fmt_time(row.floor_s)} {'mem' if wl.floor_kind == 'memory' else 'BLAS'}")
     eager_x = _x(r.eager and r.eager.median, row.floor_s)
     comp_x = _x(r.compiled and r.compiled.median, row.floor_s)
-    cells = [wl.id, wl.name, wl.size, floor, fmt_timing(r.eager), r.compiled_text(),
-             "-" if r.speedup is None else f"{r.speedup:.2f}x", fmt_time(r.first_call_s),
-             r.kernels, "-" if row.floor_s is None else f"{eager_x} / {comp_x}"]
+    cells = [wl.id, wl.name, wl.size, floor, *result_cells(r),
+             "-" if row.floor_s is None else f"{eager_x} / {comp_x}"]
     return cells + [peer_cell(row.peers.get(p, {}), row.floor_s) for p in peers]
 
 

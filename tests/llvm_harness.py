@@ -39,8 +39,9 @@ class Kernel:
     """A compiled loop; call it with input arrays, get the output array."""
 
     def __init__(self, body: Callable, in_dtypes: tuple[str, ...], out_dtype: str,
-                 lanes: int | None = None):
-        """``lanes``: process explicit <lanes x T> vectors per iteration instead of scalars."""
+                 lanes: int | None = None, native_f32: bool = True):
+        """``lanes``: process explicit <lanes x T> vectors per iteration instead of scalars;
+        ``native_f32=False``: float32 transcendentals through the f64 kernels."""
         self.in_dtypes, self.out_dtype, self.lanes = in_dtypes, out_dtype, lanes
         mod = ir.Module(name="kernel")
         mod.triple = llvm.get_process_triple()
@@ -68,7 +69,7 @@ class Kernel:
         for ptr, dt in zip((in0, in1), in_dtypes):
             v = b.load(addr(ptr, dt), align=1)   # numpy data is only element-aligned
             args.append(b.trunc(v, vec(ir.IntType(1))) if dt == "bool" else v)
-        res = body(LLVMScalar(b), *args)
+        res = body(LLVMScalar(b, native_f32=native_f32), *args)
         if out_dtype == "bool":
             res = b.zext(res, vec(ir.IntType(8)))
         b.store(res, addr(out, out_dtype), align=1)
@@ -108,8 +109,9 @@ class Kernel:
 
 @functools.cache
 def compile_op(op: str, in_dtypes: tuple[str, ...], out_dtype: str | None = None,
-               extra: tuple = (), lanes: int | None = None) -> Kernel:
+               extra: tuple = (), lanes: int | None = None,
+               native_f32: bool = True) -> Kernel:
     """Kernel for ``m.<op>(*inputs, *extra)``; out dtype defaults to the first input's."""
     def body(m: LLVMScalar, *xs: ir.Value) -> ir.Value:
         return getattr(m, op)(*xs[:len(in_dtypes)], *extra)
-    return Kernel(body, in_dtypes, out_dtype or in_dtypes[0], lanes)
+    return Kernel(body, in_dtypes, out_dtype or in_dtypes[0], lanes, native_f32)

@@ -2,8 +2,10 @@
 
 Every primitive is JIT-compiled inside an element-wise loop (tests/llvm_harness.py) and
 compared with numpy: transcendental accuracy in ulp (dense sweeps, 2^20 random bit
-patterns, special values), special values bit for bit, Python-style division, casts,
-comparisons, explicit vector operands, and that the optimised loop is vectorised.
+patterns, special values; float32 both on the native f32 kernels and on the f64 path),
+special values bit for bit, subnormal results, Python-style division, casts, comparisons,
+explicit vector operands, and that the optimised loop is vectorised (float32: without any
+f64 arithmetic).
 """
 from __future__ import annotations
 
@@ -97,6 +99,33 @@ def test_transcendental_accuracy(op: str, dt: str) -> None:
     err, i = ulp_error(got, ref)
     bound = ULP_BOUNDS[op][FLOATS.index(dt)]
     assert err <= bound, f"{op} {dt}: max {err:.0f} ulp at x={x[i]!r}: {got[i]!r} vs {ref[i]!r}"
+
+
+@pytest.mark.parametrize("op", UNARY)
+def test_float32_via_f64_path_accuracy(op: str) -> None:
+    """The older float32 path (extend, f64 kernel, round once) stays within 1 ulp."""
+    x = accuracy_inputs(op, "float32")
+    got = compile_op(op, ("float32",), native_f32=False)(x)
+    ref = reference(op, x)
+    assert (np.isnan(got) == np.isnan(ref)).all()
+    assert ulp_error(got, ref)[0] <= 1
+
+
+def test_float32_subnormal_results_and_inputs() -> None:
+    """Gradual underflow of exp/expm1-style results, and subnormal inputs everywhere."""
+    rng = np.random.default_rng(11)
+    x = np.concatenate([np.linspace(-104.0, -87.0, 400_001),
+                        rng.uniform(-104.0, -87.0, 100_000)]).astype(np.float32)
+    got, ref = compile_op("exp", ("float32",))(x), reference("exp", x)
+    assert (got[ref == 0] == 0).all() and (got[ref != 0] > 0).all()
+    assert ulp_error(got, ref)[0] <= ULP_BOUNDS["exp"][0]
+    sub = np.concatenate([2.0 ** -np.arange(127, 150), rng.uniform(0, 2.0 ** -126, 50_000)])
+    sub = np.concatenate([sub, -sub]).astype(np.float32)
+    assert (sub != 0).all() and (np.abs(sub) < np.finfo(np.float32).tiny).all()
+    for op in UNARY:
+        got, ref = compile_op(op, ("float32",))(sub), reference(op, sub)
+        assert (np.isnan(got) == np.isnan(ref)).all(), op
+        assert ulp_error(got, ref)[0] <= ULP_BOUNDS[op][0], op
 
 
 @pytest.mark.parametrize("dt", FLOATS)
@@ -308,7 +337,7 @@ def test_explicit_vector_operands(dt: str) -> None:
     np.testing.assert_array_equal(cast, compile_op("cast", (dt,), "int32", ("int32",))(x))
 
 
-@pytest.mark.parametrize("op", ("exp", "tanh"))
+@pytest.mark.parametrize("op", UNARY)
 def test_loop_is_vectorised_without_libm(op: str) -> None:
     k = compile_op(op, ("float32",))
     assert re.search(r"<(4|8|16) x float>", k.opt_ir), "loop was not vectorised"
@@ -316,6 +345,8 @@ def test_loop_is_vectorised_without_libm(op: str) -> None:
     assert not {c for c in calls if not c.startswith("llvm.")}, calls
     assert not any(c.startswith(("llvm.exp", "llvm.log", "llvm.pow", "llvm.sin", "llvm.cos"))
                    for c in calls), calls
+    # float32 lanes throughout: no widening to double anywhere in the loop
+    assert not re.search(r"\b(double|fpext|fptrunc)\b", k.opt_ir), op
 
 
 def test_no_fast_math_flags() -> None:

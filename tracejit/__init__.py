@@ -58,6 +58,6 @@ def result_type(a, b) -> DType:
     return D.result_type(dims, zero, sc)
 
 
-from . import nn, optim
+from . import nn, optim, utils
 from .jit import compile, disable, explain
 from .serialization import load, save

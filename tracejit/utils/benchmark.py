@@ -8,8 +8,8 @@ both use it, so their numbers read the same way:
 
     >>> from tracejit.utils.benchmark import compare
     >>> compare(loss_fn, x, w, backward=True)                          # doctest: +SKIP
-    eager               first call  compiled            speedup  kernels  check
-    9.33 ms (8.19-24.5)  29.4 ms    7.75 ms (7.40-18.7)  1.20x    1+1      ok
+    eager                compiled             speedup  first call  kernels  check
+    8.1 ms (6.85-32.6)   3.5 ms (1.90-49.9)   2.31x    34.8 ms     1+1      ok
     backend: llvm
 """
 from __future__ import annotations
@@ -36,9 +36,6 @@ class Timing:
     min: float
     max: float
     n: int
-
-    def __str__(self) -> str:
-        return fmt_timing(self)
 
     def as_dict(self) -> dict:
         return {"median_s": self.median, "min_s": self.min, "max_s": self.max, "reps": self.n}
@@ -369,7 +366,8 @@ def measure(case: Case, *, backend: str = "llvm", compiler: Callable | None = No
     except Exception as exc:  # noqa: BLE001 - a failure while timing is a cell, not a crash
         why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:200]
         res.eager = res.compiled = res.first_call_s = res.compile_s = None
-        res.status, res.message = "error", f"error while timing: {type(exc).__name__}"
+        res.kernels, res.status = "-", "error"
+        res.message = f"error while timing: {type(exc).__name__}"
         res.detail = f"while timing eager and compiled steps: {why}"
     return res
 
@@ -388,14 +386,15 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
     return "\n".join(fmt.format(*r).rstrip() for r in [list(headers)] + cells)
 
 
-RESULT_HEADERS = ("eager", "first call", "compiled", "speedup", "kernels", "check")
+RESULT_HEADERS = ("eager", "compiled", "speedup", "first call", "kernels", "check")
 
 
 def result_cells(r: Result) -> list[str]:
-    """The cells of one result, in RESULT_HEADERS order (shared with perf/'s table)."""
+    """The cells of one result, in RESULT_HEADERS order (perf/'s table has the same ones)."""
     check = {"ok": "ok", "mismatch": "MISMATCH", "n/a": "-", "error": "error"}[r.status]
-    return [fmt_timing(r.eager), fmt_time(r.first_call_s), r.compiled_text(),
-            "-" if r.speedup is None else f"{r.speedup:.2f}x", r.kernels, check]
+    return [fmt_timing(r.eager), r.compiled_text(),
+            "-" if r.speedup is None else f"{r.speedup:.2f}x", fmt_time(r.first_call_s),
+            r.kernels, check]
 
 
 def compare(fn: Callable, *args, backward: bool = True, backend: str = "llvm",

@@ -1,10 +1,12 @@
 """Branch-free, vectorisable double-precision transcendental kernels emitted as LLVM IR.
 
 This module owns the polynomial / range-reduction code behind ``LLVMScalar.exp`` and
-friends: exp, expm1, log, log1p, pow, tanh, erf, sin and cos, always evaluated in f64
-(float32 callers extend, call these, then round once).  Every kernel is straight-line
-code built from +, *, fma, bit manipulation and selects, so a loop calling it vectorises;
-nothing here calls libm or an LLVM intrinsic that lowers to libm.  Techniques: Cody-Waite
+friends for f64 inputs: exp, expm1, log, log1p, pow, tanh, erf, sin and cos, evaluated in f64.
+float32 pow also comes here (extend, compute, round once), as does every float32 function
+under ``LLVMScalar(native_f32=False)``; the other float32 kernels, computed in float32
+lanes, are in ``mathlib32``.  Every kernel is straight-line code built from +, *, fma, bit
+manipulation and selects, so a loop calling it vectorises; nothing here calls libm or an
+LLVM intrinsic that lowers to libm.  Techniques: Cody-Waite
 range reduction with a 40-bit ln2 head for exp/log, double-double ("dd") arithmetic with
 exact fma products where a result must be more accurate than one double (exp, log, pow),
 an integer Payne-Hanek reduction by pi/2 that is exact for every finite double (sin/cos),

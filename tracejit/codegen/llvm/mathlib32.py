@@ -84,16 +84,16 @@ def tanh(e: Emitter, x: D) -> D:
     ax = e.fabs(x)
     z = x * x
     small = e.fma(x * z, e.poly(z, K.TANH_F), x)
-    # |x| >= 0.55: tanh = 1 - q, q = 2/d, d = e^2a + 1 = 2^k + 1 + 2^k p held as a pair
-    # (d_hi, d_lo) by FastTwoSums; q's correction uses the exact residual fma(-q, d_hi, 2).
-    # tanh rounds to 1 from |x| = 9.01, so a is clamped to 9.5 (k <= 28).
+    # |x| >= 0.55: tanh = 1 - q, q = 2/d, d = e^2a + 1 = (2^k + 1) + 2^k p held as a pair
+    # (d_hi, d_lo) by FastTwoSum (2^k + 1 is exact while it matters: k <= 23); q's
+    # correction (2 - q d) / d uses the exact residual fma(-q, d_hi, 2), and 1 - q is a
+    # FastTwoSum, so the only rounding left is the last addition. tanh rounds to 1 from
+    # |x| = 9.01, so a is clamped to 9.5 (k <= 28).
     k, p = exp_core(e, 2.0 * e.sel(ax > 9.5, 9.5, ax))
     two_k = pow2(e, k)
-    s1, e1 = fast_two_sum(two_k, 1.0)                     # k >= 0 here
-    d_hi, d_lo = fast_two_sum(s1, two_k * p)              # |2^k p| < 2^k + 1
-    d_lo = d_lo + e1
+    d_hi, d_lo = fast_two_sum(two_k + 1.0, two_k * p)     # |2^k p| < 2^k + 1
     q = 2.0 / d_hi
-    q_lo = (e.fma(-q, d_hi, 2.0) - q * d_lo) * (q * 0.5)  # (2 - q d) / d
+    q_lo = e.fma(-q, d_lo, e.fma(-q, d_hi, 2.0)) * (q * 0.5)
     t, t_err = fast_two_sum(1.0, -q)
     big = e.copysign(t + (t_err - q_lo), x)
     res = e.sel(ax < 0.55, small, big)
