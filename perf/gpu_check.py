@@ -27,7 +27,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
-from perf import gpu_ops
+from perf import gpu_ops  # noqa: E402  (run as a script: the repo root first)
 
 SIZES = {"full": {"W1": 2 ** 24, "W2": (256, [784, 512, 512, 10]), "W3": (4096, 1024),
                   "W4": (8192, 1000), "ops": (37, 129)},

@@ -225,7 +225,8 @@ def test_movement_and_indexing():
 
 
 def test_matmul_forward_backward():
-    for sa, sb in [((5, 7), (7, 3)), ((2, 5, 7), (7, 3)), ((3,), (3, 4)), ((2, 1, 3, 4), (5, 4, 2))]:
+    for sa, sb in [((5, 7), (7, 3)), ((2, 5, 7), (7, 3)), ((3,), (3, 4)),
+                   ((2, 1, 3, 4), (5, 4, 2))]:
         a, b = RNG.standard_normal(sa).astype(np.float32), RNG.standard_normal(sb).astype(
             np.float32)
         (ac, ag), (bc, bg) = both(a, True), both(b, True)

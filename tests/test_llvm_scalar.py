@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 import zlib
 
@@ -126,6 +127,30 @@ def test_float32_subnormal_results_and_inputs() -> None:
         got, ref = compile_op(op, ("float32",))(sub), reference(op, sub)
         assert (np.isnan(got) == np.isnan(ref)).all(), op
         assert ulp_error(got, ref)[0] <= ULP_BOUNDS[op][0], op
+
+
+@pytest.mark.skipif(not os.environ.get("TRACEJIT_EXHAUSTIVE"),
+                    reason="every float32 input: minutes per function; TRACEJIT_EXHAUSTIVE=1")
+@pytest.mark.parametrize("op", UNARY)
+def test_float32_exhaustive(op: str) -> None:
+    """All 2^32 float32 bit patterns, in chunks: the f32 bound, NaN and inf as numpy."""
+    try:
+        from scipy.special import erf as fast_erf
+    except ImportError:
+        fast_erf = None
+    kernel, step = compile_op(op, ("float32",)), 1 << 24
+    for start in range(0, 1 << 32, step):
+        x = np.arange(start, start + step, dtype=np.uint64).astype(np.uint32).view(np.float32)
+        got = kernel(x)
+        if op == "erf" and fast_erf is not None:
+            ref = fast_erf(x.astype(np.float64)).astype(np.float32)
+        else:
+            ref = reference(op, x)
+        assert (np.isnan(got) == np.isnan(ref)).all(), x[np.isnan(got) != np.isnan(ref)][:5]
+        inf = np.isinf(ref)
+        assert (got[inf] == ref[inf]).all(), x[inf][got[inf] != ref[inf]][:5]
+        err, i = ulp_error(got, ref)
+        assert err <= ULP_BOUNDS[op][0], f"{op}: {err:.0f} ulp at x={x[i]!r}: {got[i]!r}"
 
 
 @pytest.mark.parametrize("dt", FLOATS)

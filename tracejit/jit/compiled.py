@@ -152,8 +152,9 @@ class CompiledFunction:
             return f"grad mode changed: expected {old}, got {new}"
         name = self._leaf_name(i)
         if isinstance(old, tuple) and isinstance(new, tuple) and {len(old), len(new)} == {3, 4}:
-            return f"tensor '{name}' device mismatch: expected " \
-                   f"{'cuda:0' if len(old) == 4 else 'cpu'}, got {'cuda:0' if len(new) == 4 else 'cpu'}"
+            dev = ("cpu", "cuda:0")
+            return f"tensor '{name}' device mismatch: expected {dev[len(old) == 4]}, got " \
+                   f"{dev[len(new) == 4]}"
         if isinstance(old, tuple) and len(old) == 3 and isinstance(old[0], tuple) and \
                 isinstance(new, tuple) and len(new) == 3:
             if old[0] != new[0]:

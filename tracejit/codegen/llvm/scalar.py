@@ -6,23 +6,31 @@ the list of vocabulary names.  Values are llvmlite ``ir.Value``s of type float, 
 i32, i64 or i1, or vectors of those; Python numbers are converted to the other operand's
 type.  Semantics follow numpy: IEEE ordered comparisons except ``ne`` (unordered), NaN
 propagating maximum/minimum, Python-style floordiv/remainder that never trap, no
-fast-math flags.  The transcendental functions come from ``mathlib`` and are evaluated in
-f64 for both f32 and f64 inputs (f32: extend, compute, round once), as straight-line code
-that the loop vectoriser turns into SIMD code; no libm calls.
+fast-math flags.  The transcendental functions are straight-line code that the loop
+vectoriser turns into SIMD code; no libm calls.  f64 inputs use ``mathlib`` (f64 and
+double-double arithmetic).  f32 inputs use ``mathlib32``, computed in f32 lanes (16 per
+AVX-512 instruction, no conversion to f64) -- except ``pow``, which extends to f64, calls
+``mathlib.pow`` and rounds once (an f32-lane pow would need log(x) to ~2^-31, beyond
+float-float cost, since |y log x| up to ~104 multiplies its error).
+``LLVMScalar(native_f32=False)`` sends f32 through the f64 kernels as well (perf/llvm_math.py
+times both: the f32 kernels are 3-6x faster).
 
 Accuracy of exp, expm1, log, log1p, tanh, erf, sin, cos and pow, in ulp of the result
 type, against numpy float64 on the float64 input rounded to the result type (dense
 sweeps, 2^20 random bit patterns and the special values; tests/test_llvm_scalar.py):
-bound asserted ``ULP_BOUNDS`` = 1 ulp for f32 and 2 ulp for f64; measured max on x86-64
-with glibc-backed numpy: f32 0 ulp (1 seen for erf on other samples), f64 1 ulp for every
-function.  Against exact mpmath values (sampled) the f64 error is <= 0.51 ulp for exp,
-log, log1p and pow, 0.56 for expm1, ~0.7 for tanh, sin and cos and 0.8 for erf; f32
-results round once an f64 value that is within ~2^-38 relative, so their error is at most
-0.5 ulp + 2^-14 ulp.  Special values (signed zeros, subnormals, overflow, inf, NaN) match
-numpy exactly.  Float floordiv/remainder use LLVM ``frem`` (an exact libm fmod call, not
-vectorised), exactly like numpy's npy_divmod.
-sin/cos use an exact Payne-Hanek reduction for every finite input, so the bound holds
-for |x| up to the largest double.  Float-to-integer casts of NaN or out-of-range values
+bound asserted ``ULP_BOUNDS`` = 1 ulp for f32 and 2 ulp for f64.  f32 (mathlib32):
+measured over all 2^32 float32 inputs (``TRACEJIT_EXHAUSTIVE=1`` runs that test), the max
+error is 1 ulp for every function, each kernel keeping its error near 0.5 ulp plus a small
+fraction (see mathlib32's docstring for the schemes; exp, for one, can still misround a
+near-tie such as exp(2^-24)).  f32 pow (f64 path) and the f32 functions under
+``native_f32=False`` round once an f64 value within ~2^-38 relative: <= 0.5 ulp + 2^-14 ulp.
+f64: measured max 1 ulp for every function; against exact mpmath values (sampled) <= 0.51
+ulp for exp, log, log1p and pow, 0.56 for expm1, ~0.7 for tanh, sin and cos and 0.8 for erf.
+Special values (signed zeros, subnormal inputs and results, overflow, inf, NaN) match numpy
+exactly.  sin/cos use an exact Payne-Hanek reduction (f64: for every finite double;
+f32: a float32-specific one, for every finite float), so the bounds hold for every |x|.
+Float floordiv/remainder use LLVM ``frem`` (an exact libm fmod call, not vectorised),
+exactly like numpy's npy_divmod.  Float-to-integer casts of NaN or out-of-range values
 give the minimum integer of the target type (what x86 ``cvttsd2si`` and hence numpy
 produce there).  Integer ``pow`` with a negative exponent gives 1/x**-n truncated to an
 integer (0 unless x is 1 or -1); numpy raises instead.
