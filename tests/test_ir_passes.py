@@ -412,7 +412,7 @@ def test_run_passes_default_pipeline_renumbers_and_dumps():
       %3: f32[2,3] = add %2, %2                       # m.py:7
       return %3, %2
     """)
-    assert [s[0] for s in seen] == ["simplify", "fold", "cse", "dce"]
+    assert [s[0] for s in seen] == ["transpose", "simplify", "fold", "cse", "dce"]
     assert seen[0][1] == ir(PIPELINE_BEFORE)
     for (_, _, after), (_, before, _) in itertools.pairwise(seen):
         assert after == before
@@ -436,3 +436,28 @@ def test_run_passes_names_a_pass_that_breaks_the_graph():
         run_passes(g, passes=("inline",))
     g = run_passes(parse(ir(PIPELINE_BEFORE)), passes=(), renumber=False)
     assert print_graph(g) == ir(PIPELINE_BEFORE)
+
+
+def test_transpose_moves_onto_matmul_operands():
+    from tracejit.ir.passes import run_passes
+    from tracejit.ir.passes.transpose import transpose
+    before = """def f(%a: f32[256,512], %g: f32[256,10]) -> (f32[10,512]):
+  %0: f32[512,256] = permute %a, dims=(1, 0)
+  %1: f32[512,10] = matmul %0, %g
+  %2: f32[10,512] = permute %1, dims=(1, 0)
+  return %2"""
+    g = transpose(parse(before))
+    verify(g)
+    ops = [n.op for n in g.nodes]
+    assert ops.count("matmul") == 1 and g.outputs[0].op == "matmul"
+    g = run_passes(parse(before))
+    verify(g)
+    text = print_graph(g)
+    # (a^T g)^T = g^T a: one permute of g, the a^T a^T pair cancels
+    assert text.count("permute") == 1 and "matmul" in text
+    import numpy as np
+    a = np.random.default_rng(0).standard_normal((256, 512)).astype(np.float32)
+    gg = np.random.default_rng(1).standard_normal((256, 10)).astype(np.float32)
+    from tracejit.codegen.interpret import Interpreted
+    (out,) = Interpreted(g)([a, gg])
+    np.testing.assert_allclose(out, (a.T @ gg).T, rtol=1e-5, atol=1e-5)

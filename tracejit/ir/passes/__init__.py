@@ -16,11 +16,13 @@ from .cse import cse
 from .dce import dce
 from .fold import fold
 from .simplify import simplify
+from .transpose import transpose
 
 PASSES: dict[str, Callable[[Graph], Graph]] = {
-    "simplify": simplify, "fold": fold, "cse": cse, "dce": dce}
+    "simplify": simplify, "fold": fold, "cse": cse, "dce": dce, "transpose": transpose}
 
-DEFAULT_PASSES = ("simplify", "fold", "cse", "dce")
+# transpose before simplify, which then cancels the permutes it leaves on operands
+DEFAULT_PASSES = ("transpose", "simplify", "fold", "cse", "dce")
 
 
 def run_passes(g: Graph, passes: Iterable = DEFAULT_PASSES, verify_each: bool = False,
@@ -53,4 +55,5 @@ def run_passes(g: Graph, passes: Iterable = DEFAULT_PASSES, verify_each: bool = 
     return g
 
 
-__all__ = ["DEFAULT_PASSES", "PASSES", "cse", "dce", "fold", "run_passes", "simplify"]
+__all__ = ["DEFAULT_PASSES", "PASSES", "cse", "dce", "fold", "run_passes", "simplify",
+           "transpose"]

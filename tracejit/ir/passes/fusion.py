@@ -134,6 +134,13 @@ class _Fuser:
         self.users = g.users()
         self.graph_out = {id(o) for o in g.outputs}
         self.kind = {id(n): _kind(n) for n in g.nodes}
+        # a view read only by outside nodes (w.T feeding a matmul) stays a numpy view: as a
+        # kernel it would be a copy that BLAS does not need
+        for n in reversed(g.nodes):
+            if self.kind[id(n)] == "view" and id(n) not in self.graph_out and \
+                    self.users[id(n)] and all(self.kind.get(id(u)) == "external"
+                                              for u in self.users[id(n)]):
+                self.kind[id(n)] = "external"
         live: set = set(self.graph_out)
         for n in reversed(g.nodes):
             if id(n) in live:
