@@ -111,13 +111,14 @@ def run(ops, log2n: int, repeat: int) -> list[dict]:
         y = rng.uniform(-5, 5, n).astype(np.float32)
         out = np.empty_like(x)
         row = {"op": op}
+        ptrs = (x.ctypes.data, y.ctypes.data, out.ctypes.data)
         for key, native in (("f32", True), ("f64", False)):
             f = compile_loop(op, native)
-            row[key] = median_ns(lambda f=f: f(n, x.ctypes.data, y.ctypes.data,
-                                               out.ctypes.data), n, repeat)
+            row[key] = median_ns(lambda f=f, ptrs=ptrs: f(n, *ptrs), n, repeat)
         ref = numpy_fn(op)
         with np.errstate(all="ignore"):
-            row["numpy"] = None if ref is None else median_ns(lambda: ref(x, y, out), n, repeat)
+            row["numpy"] = None if ref is None else median_ns(
+                lambda ref=ref, args=(x, y, out): ref(*args), n, repeat)
         rows.append(row)
     return rows
 

@@ -129,6 +129,18 @@ def test_float32_subnormal_results_and_inputs() -> None:
         assert ulp_error(got, ref)[0] <= ULP_BOUNDS[op][0], op
 
 
+def test_float32_hardest_reduction() -> None:
+    """sin/cos around 7.729179e28 (0x6f79be45), the float32 closest to a multiple of pi/2
+    (2^-29.2 away), and around a few other large arguments."""
+    bits = np.array([0x6F79BE45, 0x5F800000, 0x7F7FFFFF, 0x4B7FFFFF, 0x4CC90FDB],
+                    dtype=np.int64)
+    x = (bits[:, None] + np.arange(-50, 51)).ravel().astype(np.uint32).view(np.float32)
+    x = np.concatenate([x, -x])
+    for op in ("sin", "cos"):
+        got, ref = compile_op(op, ("float32",))(x), reference(op, x)
+        assert ulp_error(got, ref)[0] <= ULP_BOUNDS[op][0], op
+
+
 @pytest.mark.skipif(not os.environ.get("TRACEJIT_EXHAUSTIVE"),
                     reason="every float32 input: minutes per function; TRACEJIT_EXHAUSTIVE=1")
 @pytest.mark.parametrize("op", UNARY)

@@ -75,7 +75,7 @@ class D:
         return self.e.b.fcmp_ordered("==", self.v, self._o(o))
 
 
-class I:
+class I:  # noqa: E742 -- the DSL names: D (float), I (integer)
     """An i64 or i32 (scalar or vector) SSA value; ``>>`` is arithmetic, ``lshr`` logical."""
     __slots__ = ("e", "v")
 

@@ -53,9 +53,14 @@ PRIMITIVES = (
     "cast", "const",
 )
 
-# Asserted accuracy vs numpy float64 rounded to the result type, in ulp: (f32, f64).
+# Asserted accuracy vs numpy float64 rounded to the result type, in ulp: (f32, f64). The f32
+# figure holds for the mathlib32 kernels over every float32 input (checked exhaustively) and
+# for the f64 path (pow, native_f32=False).
 ULP_BOUNDS = {op: (1, 2) for op in
               ("exp", "expm1", "log", "log1p", "tanh", "erf", "sin", "cos", "pow")}
+
+# Functions that float32 computes in float32 lanes (mathlib32); pow goes through f64.
+F32_NATIVE = ("exp", "expm1", "log", "log1p", "tanh", "erf", "sin", "cos")
 
 DTYPES = {
     "float32": ir.FloatType(), "float64": ir.DoubleType(),
@@ -244,10 +249,9 @@ class LLVMScalar:
             raise TypeError(f"{fn.__name__} is only defined for floats; cast first")
         elem, n = _split(ty)
         single = isinstance(elem, ir.FloatType)
-        fn32 = getattr(mathlib32, fn.__name__, None) if self.native_f32 else None
-        if single and fn32 is not None:               # float32 lanes throughout
+        if single and self.native_f32 and fn.__name__ in F32_NATIVE:   # f32 lanes throughout
             e = mathir.Emitter(self.b, n, single=True)
-            return fn32(e, *[mathir.D(e, a) for a in args]).v
+            return getattr(mathlib32, fn.__name__)(e, *[mathir.D(e, a) for a in args]).v
         e = mathir.Emitter(self.b, n)
         xs = [mathir.D(e, self.b.fpext(a, e.ft) if single else a) for a in args]
         res = fn(e, *xs, "s" if single else "d").v
