@@ -72,7 +72,7 @@ def partition(joint: Graph, primals: list, tangents: list, fwd_outputs: list,
         """The backward graph's version of a joint-graph value."""
         if id(n) in new:
             return new[id(n)]
-        order, stack = [], [(n, False)]
+        stack = [(n, False)]
         while stack:  # iterative post-order: recompute cheap forward values from saved ones
             m, done = stack.pop()
             if id(m) in new:
@@ -88,7 +88,6 @@ def partition(joint: Graph, primals: list, tangents: list, fwd_outputs: list,
                 continue
             stack.append((m, True))
             stack.extend((i, False) for i in m.inputs if id(i) not in new)
-            order.append(m)
         return new[id(n)]
 
     for n in joint.nodes:

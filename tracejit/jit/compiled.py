@@ -277,7 +277,8 @@ class CompiledFunction:
             entry.saved_bytes = p.saved_bytes()
             fwd_graph, bwd_graph = p.fwd, p.bwd
         else:
-            fwd_graph, bwd_graph = _forward_only(g, primals, fwd_outputs), None
+            g.outputs = list(fwd_outputs)
+            fwd_graph, bwd_graph = g, None
             entry.saved, entry.saved_bytes = [], 0
         entry.t_autodiff = time.perf_counter() - t1
         t2 = time.perf_counter()
@@ -381,9 +382,6 @@ class CompiledFunction:
 
 
 
-def _forward_only(g, primals, outputs):
-    g.outputs = list(outputs)
-    return g
 
 
 def _guard_text(cf, leaves, entry) -> str:
