@@ -274,3 +274,20 @@ def test_parallel_chunks_cover_the_range(monkeypatch):
     g = b.out(b.op("mul", x, x), b.op("sum", x, dims=(0, 1), keepdim=False),
               b.op("amax", x, dims=(1,), keepdim=False))
     check(g, random_inputs(g), rtol=1e-5)
+
+
+def test_recycled_output_buffers_are_never_visible_twice():
+    """Big outputs are recycled once nobody references them; a live output (or a view of it)
+    must never be overwritten by a later call."""
+    import tracejit as tj
+    cf = tj.compile(lambda x: x * 2.0, backend="llvm")
+    n = 1 << 19  # 2 MiB of float32: pooled
+    a = cf(tj.ones(n))
+    view = cf(tj.full((n,), 3.0))[:4]
+    b = cf(tj.full((n,), 5.0))
+    assert not np.shares_memory(a.numpy(), b.numpy())
+    del a
+    c = cf(tj.full((n,), 7.0))
+    np.testing.assert_array_equal(view.numpy(), 6.0)
+    np.testing.assert_array_equal(b.numpy(), 10.0)
+    np.testing.assert_array_equal(c.numpy(), 14.0)
