@@ -207,7 +207,12 @@ class CompiledGraph:
                 else:
                     args = [env[v] if u is None else _leaf(u) for v, u in zip(ins, extra)]
                     r = REGISTRY[s.op].eager(*args, **s.params)
-                    env[outs] = r if type(r) is np.ndarray else np.asarray(r)
+                    if type(r) is not np.ndarray:
+                        r = np.asarray(r)
+                    elif r.base is None and r.flags.writeable and \
+                            not any(r is a for a in args):
+                        fresh.add(id(r))  # numpy made it (matmul): an output needs no copy
+                    env[outs] = r
             else:
                 out_arrays = []
                 for v, shape, dt, is_out in outs:
