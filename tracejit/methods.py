@@ -11,11 +11,12 @@ import collections
 
 import numpy as np
 
+from . import autograd as ag
 from . import indexing
 from .inplace import inplace
 from .ops import REGISTRY
 from .ops import dtypes as D
-from .tensor import Tensor, _created, _norm_dim, apply, norm_dims
+from .tensor import Tensor, _tracer, _created, _norm_dim, apply, norm_dims
 
 R = REGISTRY
 _functions: dict = {}
@@ -354,10 +355,56 @@ def _inplace_method(name, fn):
     setattr(Tensor, name, f)
 
 
-_inplace_method("add_", lambda t, o, alpha=1: t.add(o, alpha=alpha))
-_inplace_method("sub_", lambda t, o, alpha=1: t.sub(o, alpha=alpha))
-_inplace_method("mul_", lambda t, o: t * o)
-_inplace_method("div_", lambda t, o, rounding_mode=None: t.div(o, rounding_mode=rounding_mode))
+def _numpy_inplace(self, other, ufunc, alpha=1):
+    """Optimizer-style updates (`buf.mul_(m).add_(g)`, `p.add_(g, alpha=-lr)`) without a graph
+    to record: numpy writes straight into the buffer instead of computing out of place and
+    copying back. Returns None when the general path is needed (autograd, tracing, CUDA, dtype
+    promotion, broadcasting beyond self's shape)."""
+    d = self._data
+    if type(d) is not np.ndarray or _tracer["active"] or not d.flags.writeable or \
+            d.dtype.kind not in "fi":
+        return None
+    if isinstance(other, Tensor):
+        o = other._data
+        if type(o) is not np.ndarray or o.dtype != d.dtype or \
+                (ag._state["grad"] and (self.requires_grad or other.requires_grad)):
+            return None
+        if o.shape != d.shape and np.broadcast_shapes(o.shape, d.shape) != d.shape:
+            return None
+    elif type(other) is float and d.dtype.kind == "f" or \
+            type(other) is int and ufunc is not np.true_divide:
+        if ag._state["grad"] and self.requires_grad:
+            return None
+        o = other
+    else:
+        return None
+    if ufunc is np.true_divide and d.dtype.kind != "f":
+        return None
+    if alpha != 1:
+        if d.dtype.kind != "f":
+            return None
+        o = o * alpha
+    ufunc(d, o, out=d)
+    self._version[0] += 1
+    return self
+
+
+def _fast_inplace(name, ufunc, slow):
+    def f(self, other, *, alpha=1, **kw):
+        if not kw:
+            r = _numpy_inplace(self, other, ufunc, alpha)
+            if r is not None:
+                return r
+        return inplace(self, lambda t, o: slow(t, o, alpha=alpha, **kw), other)
+    f.__name__ = name
+    setattr(Tensor, name, f)
+
+
+_fast_inplace("add_", np.add, lambda t, o, alpha: t.add(o, alpha=alpha))
+_fast_inplace("sub_", np.subtract, lambda t, o, alpha: t.sub(o, alpha=alpha))
+_fast_inplace("mul_", np.multiply, lambda t, o, alpha: t * o)
+_fast_inplace("div_", np.true_divide,
+              lambda t, o, alpha, rounding_mode=None: t.div(o, rounding_mode=rounding_mode))
 _inplace_method("pow_", lambda t, o: t ** o)
 _inplace_method("clamp_", lambda t, min=None, max=None: t.clamp(min, max))
 _inplace_method("masked_fill_", lambda t, m, v: t.masked_fill(m, v))
