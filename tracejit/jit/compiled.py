@@ -328,8 +328,7 @@ class CompiledFunction:
         results = [Tensor._make(a if not entry.to_host else a.copy_to_host())
                    for a in outs[:n]]
         if need:
-            inputs = leaves + entry.implicit
-            prim = [x for x in inputs]
+            prim = leaves + entry.implicit
             saved, saved_inputs = [], []
             for kind, j in entry.saved:
                 if kind == "input":
@@ -379,9 +378,6 @@ class CompiledFunction:
             if e is entry:
                 del self.cache[k]
                 self.keys.remove(k)
-
-
-
 
 
 def _guard_text(cf, leaves, entry) -> str:
