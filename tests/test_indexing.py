@@ -13,7 +13,7 @@ import tracejit as tj
 RNG = np.random.default_rng(0)
 A = RNG.standard_normal((3, 4, 5))
 
-I = np.array  # short, for the key table
+I = np.array  # noqa: E741  (short, for the key table)
 
 KEYS = [
     0, -1, (1, 2), (0, 0, 0), (-3, -4, -5), slice(1, None), (slice(None), slice(1, 3)),

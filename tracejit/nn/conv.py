@@ -108,7 +108,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
 def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
            dilation=1, groups: int = 1) -> Tensor:
     """conv2d over a height-1 image: (N, C, L) input, (O, C/groups, k) weight."""
-    one = lambda v: v[0] if isinstance(v, (tuple, list)) else v
+    def one(v):
+        return v[0] if isinstance(v, (tuple, list)) else v
     pad_arg = padding if isinstance(padding, str) else (0, one(padding))
     out = conv2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, one(stride)), pad_arg,
                  (1, one(dilation)), groups)

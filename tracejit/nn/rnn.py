@@ -95,8 +95,9 @@ class RNNBase(Module):
 
     def _weights(self, layer: int, direction: int):
         sfx = "_reverse" if direction else ""
-        get = lambda n: getattr(self, f"{n}_l{layer}{sfx}") if (
-            self.bias or n.startswith("weight")) else None
+        def get(n):
+            return getattr(self, f"{n}_l{layer}{sfx}") if (
+                self.bias or n.startswith("weight")) else None
         return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
 
     def _check_hidden(self, h: Tensor, expected: tuple, what: str = "hidden") -> None:
