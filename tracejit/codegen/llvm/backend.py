@@ -206,7 +206,12 @@ class CompiledGraph:
                     env[outs] = s.value
                 else:
                     args = [env[v] if u is None else _leaf(u) for v, u in zip(ins, extra)]
-                    r = REGISTRY[s.op].eager(*args, **s.params)
+                    if s.op == "matmul" and outs in self._out_ids:
+                        # BLAS writes a returned result (a weight gradient) into a recycled
+                        # buffer: no page faults, and dropping last step's .grad is free
+                        r = np.matmul(*args, out=_fresh(s.type.shape, s.type.dtype.np))
+                    else:
+                        r = REGISTRY[s.op].eager(*args, **s.params)
                     if type(r) is not np.ndarray:
                         r = np.asarray(r)
                     elif r.base is None and r.flags.writeable and \
