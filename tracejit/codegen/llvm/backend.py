@@ -299,6 +299,8 @@ _POOL: dict = {}
 _POOL_LOCK = threading.Lock()
 _POOL_MIN_BYTES = 1 << 20
 _POOL_PER_KEY = 4
+_POOL_MAX_BYTES = 1 << 30     # never keep more than this alive for reuse
+_pooled = [0]
 
 
 def _fresh(shape: tuple, dt: np.dtype) -> np.ndarray:
@@ -314,6 +316,7 @@ def _fresh(shape: tuple, dt: np.dtype) -> np.ndarray:
             if sys.getrefcount(lst[i]) == 2:
                 return lst[i]
         a = np.empty(shape, dt)
-        if len(lst) < _POOL_PER_KEY:
+        if len(lst) < _POOL_PER_KEY and _pooled[0] + n <= _POOL_MAX_BYTES:
             lst.append(a)
+            _pooled[0] += n
         return a
