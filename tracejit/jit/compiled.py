@@ -82,14 +82,7 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if _disabled["on"] or self.backend == "eager" or _tracer["active"]:
             return self.fn(*args, **kwargs)  # nested compiled functions inline into the trace
-        leaves: list = []
-        key: list = [ag._state["grad"]]
-        _flatten(args, leaves, key)
-        if kwargs:
-            _flatten(kwargs, leaves, key)
-        if self._modules:
-            key.append(tuple([m.training for m in self._modules]))
-        key = tuple(key)
+        key, leaves = self.key(args, kwargs)
         entry = self.cache.get(key)
         if entry is None:
             entry = self._miss(key, args, kwargs, leaves)
@@ -108,6 +101,18 @@ class CompiledFunction:
         if entry.debug_nans:
             out = self._check_nans(entry, out, args, kwargs, leaves)
         return out
+
+    def key(self, args: tuple, kwargs: dict) -> tuple:
+        """(cache key, dynamic leaves) of a call: grad mode, argument structure and tensor
+        metadata, static values, and the training flags of the modules this function calls."""
+        leaves: list = []
+        key: list = [ag._state["grad"]]
+        _flatten(args, leaves, key)
+        if kwargs:
+            _flatten(kwargs, leaves, key)
+        if self._modules:
+            key.append(tuple([m.training for m in self._modules]))
+        return tuple(key), leaves
 
     # --- compile ---
     def _miss(self, key, args, kwargs, leaves) -> Entry:

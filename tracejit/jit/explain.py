@@ -40,19 +40,13 @@ def explain(fn, backend: str | None = None):
         fn, CompiledFunction) else CompiledFunction(fn, backend=backend)
 
     def run(*args, **kwargs):
-        from .. import autograd as ag
-        from .compiled import _flatten
-        fresh = CompiledFunction(cf.fn, backend=cf.backend or backend, fullgraph=False,
-                                 name=cf.name)
-        leaves: list = []
-        key: list = [ag._state["grad"]]
-        _flatten(args, leaves, key)
-        if kwargs:
-            _flatten(kwargs, leaves, key)
         import warnings
+        fresh = CompiledFunction(cf.fn, backend=cf.backend or backend, fullgraph=False,
+                                 name=cf.name, modules=cf._modules)
+        key, leaves = fresh.key(args, kwargs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            entry = fresh._miss(tuple(key), args, kwargs, leaves)
+            entry = fresh._miss(key, args, kwargs, leaves)
         text = _report(fresh, entry, leaves)
         print(text)
         return Explanation(text, entry, fresh)
