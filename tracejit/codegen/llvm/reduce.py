@@ -4,7 +4,8 @@ Row mode (the reduce axes include the innermost one: softmax, layer norm, full s
 per output index, or per (output, split) when there are too few outputs to keep every thread
 busy. An item walks its reduce range once per pass; inside, partial accumulators per block of
 `BLOCK` elements may be reassociated by the vectoriser (`reassoc` on those operations only),
-float sums accumulate in f64, and blocks combine in order. Column mode (reduce over leading
+float sums combine blocks in f64 (a float32 block's partials stay float32, so the body keeps
+16 lanes), and blocks combine in order. Column mode (reduce over leading
 axes, a contiguous kept axis innermost: layer norm's weight gradient): an item is a block of
 `JB` outputs along that axis and a share of the reduce range; its accumulators live in the
 scratch buffer and the innermost loop over the block vectorises. A splittable kernel stores its
@@ -18,7 +19,7 @@ from llvmlite import ir
 from .kernel import I1, I64, _c, column_mode
 from .scalar import DTYPES, LLVMScalar
 
-BLOCK = 2048         # elements per block of reassociable partials (row mode)
+BLOCK = 256          # elements per block of reassociable partials (row mode)
 JB = 1024            # outputs per item in column mode (their f64 accumulators stay in L1)
 
 
@@ -28,6 +29,7 @@ class Acc:
     def __init__(self, op: str, src: str, out: str) -> None:
         self.op, self.src, self.out = op, src, out
         fl = src in ("float32", "float64")
+        self.bty = None          # the type of a row-mode block's partials, if not ty
         if op in ("all", "any") or (src == "bool" and op in ("amax", "amin")):
             self.kind = "and" if op in ("all", "amin") else "or"
             self.ty = I1
@@ -37,6 +39,11 @@ class Acc:
                 ("add" if op == "sum" else "mul")
             self.ty = ir.DoubleType() if op == "sum" and fl else DTYPES[src] if fl else I64
             self.init = 0 if op == "sum" else 1
+            # float32 sums: each block's partials stay float32 (no more than BLOCK / 16
+            # terms per vector lane, then f64 across blocks). An f64 accumulator inside the
+            # loop would cap the vectoriser at 8 lanes for the whole body (tanh and all).
+            if op == "sum" and src == "float32":
+                self.bty = DTYPES[src]
         else:
             self.kind = ("maximum" if op == "amax" else "minimum") if fl else \
                 ("smax" if op == "amax" else "smin")
@@ -45,17 +52,18 @@ class Acc:
             self.init = (float("-inf") if op == "amax" else float("inf")) if fl else \
                 (-(1 << (w - 1)) if op == "amax" else (1 << (w - 1)) - 1)
 
-    def identity(self) -> ir.Constant:
-        return ir.Constant(self.ty, self.init)
+    def identity(self, block: bool = False) -> ir.Constant:
+        return ir.Constant(self.bty if block and self.bty else self.ty, self.init)
 
-    def prep(self, m: LLVMScalar, v: ir.Value) -> ir.Value:
-        if self.ty == I1:
+    def prep(self, m: LLVMScalar, v: ir.Value, block: bool = False) -> ir.Value:
+        ty = self.bty if block and self.bty else self.ty
+        if ty == I1:
             return m.ne(v, 0) if v.type != I1 else v
-        if v.type == self.ty:
+        if v.type == ty:
             return v
-        if isinstance(self.ty, ir.DoubleType):
-            return m.b.fpext(v, self.ty)
-        return m.b.zext(v, self.ty) if v.type == I1 else m.b.sext(v, self.ty)
+        if isinstance(ty, ir.DoubleType):
+            return m.b.fpext(v, ty)
+        return m.b.zext(v, ty) if v.type == I1 else m.b.sext(v, ty)
 
     def combine(self, m: LLVMScalar, a: ir.Value, v: ir.Value, reassoc: bool) -> ir.Value:
         b, fl, k = m.b, ("reassoc",) if reassoc else (), self.kind
@@ -122,7 +130,7 @@ def _pass_loop(low, f, p: int, lo, hi, stores: list) -> None:
     def each(blk):
         for s in stores:
             f.store(s, f.value(k.stores[s].step), f.cur_off[low.nload + s])
-        return [a.combine(f.m, x, a.prep(f.m, f.value(k.steps[i].args[0])), True)
+        return [a.combine(f.m, x, a.prep(f.m, f.value(k.steps[i].args[0]), True), True)
                 for a, x, i in zip(acc, blk, reds)]
 
     def inner(rowptr, cnt, accs, last):
@@ -133,8 +141,9 @@ def _pass_loop(low, f, p: int, lo, hi, stores: list) -> None:
         def block(t0, tot):
             end = b.add(t0, _c(BLOCK))
             end = b.select(b.icmp_signed("<", end, cnt), end, cnt)
-            part = f.elements(rowptr, last, t0, end, [a.identity() for a in acc], each)
-            return end, [a.combine(f.m, x, y, False) for a, x, y in zip(acc, tot, part)]
+            part = f.elements(rowptr, last, t0, end, [a.identity(True) for a in acc], each)
+            return end, [a.combine(f.m, x, a.prep(f.m, y), False)
+                         for a, x, y in zip(acc, tot, part)]
         return f.loop(_c(0), cnt, accs, block)
     res = f.flat(lo, hi, list(range(low.nk, low.nd)), ops, [a.identity() for a in acc], inner)
     for i, a, r in zip(reds, acc, res):
