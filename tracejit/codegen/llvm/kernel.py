@@ -67,6 +67,7 @@ class _Fn:
         self.nsplit, self.shape = vals[0], vals[1:1 + nd]
         self.strides = [vals[1 + nd + o * nd:1 + nd + (o + 1) * nd] for o in range(len(self.ptrs))]
         self.scopes: list = [{}]
+        self.lanes = 0               # > 0 while emitting an explicit vector loop (stream.py)
         self.cur_off: dict = {}      # operand -> element pointer inside the current inner loop
         self.base: dict = {}         # operand -> offset of the current outer item
         self.k = k
@@ -171,22 +172,28 @@ class _Fn:
                 return s[i]
         st = self.k.steps[i]
         m, b = self.m, self.b
+        ty = DTYPES[st.dtype.name]
+        if self.lanes:
+            ty = ir.VectorType(ty, self.lanes)
         if st.op == "load":
             o = st.params["load"]
             ptr = self.cur_off[o] if self.inner(i) else \
                 b.gep(self.ptrs[o], [self.base.get(o, _c(0))], inbounds=True)
-            v = b.load(ptr)
+            if self.lanes and self.low.pattern[o] == "1":      # ptr: a vector pointer
+                v = b.load(ptr, align=st.dtype.np.itemsize)
+            else:
+                v = self.splat(b.load(ptr))
             if st.dtype.name == "bool":
-                v = b.icmp_unsigned("!=", v, ir.Constant(I8, 0))
+                v = b.icmp_unsigned("!=", v, m.const(0, v))
         elif st.op == "const":
-            v = m.const(st.params["value"], DTYPES[st.dtype.name])
+            v = m.const(st.params["value"], ty)
         elif st.op in REDUCTIONS:
             raise AssertionError(f"reduction step {i} used before its pass")
         else:
             args = [self.value(a) for a in st.args]
             v = REGISTRY[st.op].expr(m, *args, **st.params)
-            if v.type != DTYPES[st.dtype.name]:
-                raise TypeError(f"{st.op}: expression gave {v.type}, expected {st.dtype.name}")
+            if v.type != ty:
+                raise TypeError(f"{st.op}: expression gave {v.type}, expected {ty}")
         self.scopes[-1][i] = v
         return v
 
@@ -197,10 +204,24 @@ class _Fn:
             if not self.inner(i) and st.op not in REDUCTIONS:
                 self.value(i)
 
+    def splat(self, v: ir.Value) -> ir.Value:
+        """v as a vector of `lanes` copies when emitting vector code, else v."""
+        if not self.lanes:
+            return v
+        vec = ir.VectorType(v.type, self.lanes)
+        one = self.b.insert_element(ir.Constant(vec, ir.Undefined), v, _c(0))
+        zeros = ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes)
+        return self.b.shuffle_vector(one, ir.Constant(vec, ir.Undefined), zeros)
+
     def store(self, s: int, v: ir.Value, ptr) -> None:
         if v.type == I1:
             v = self.b.zext(v, I8)
-        self.b.store(v, ptr)
+        if self.lanes:      # the vector loop of a streaming kernel: ptr is 64-byte aligned
+            st = self.b.store(v, ptr, align=64)
+            st.set_metadata("nontemporal", self.low.mod.add_metadata([ir.Constant(
+                ir.IntType(32), 1)]))
+        else:
+            self.b.store(v, ptr)
 
     def store_outer(self, stores: list) -> None:
         self.prepare([self.k.stores[s].step for s in stores])
@@ -211,8 +232,8 @@ class _Fn:
 
 
 class _Lowering:
-    def __init__(self, k: Kernel, pattern: str) -> None:
-        self.k, self.pattern = k, pattern
+    def __init__(self, k: Kernel, pattern: str, stream: bool = False) -> None:
+        self.k, self.pattern, self.stream = k, pattern, stream
         self.mod = ir.Module()
         self.nload = len(k.loads)
         self.op_dtypes = [ld.value.type.dtype.name for ld in k.loads] + \
@@ -235,7 +256,10 @@ class _Lowering:
         return seen
 
     def build(self) -> str:
-        if not self.k.is_reduce:
+        if self.stream:
+            from .stream import lower_stream
+            lower_stream(self, _Fn)
+        elif not self.k.is_reduce:
             self.elementwise()
         else:
             from .reduce import lower_reduction
@@ -259,8 +283,9 @@ class _Lowering:
         f.flat(f.start, f.stop, list(range(self.nd)), ops, [], inner)
         f.b.ret_void()
 
-def lower(k: Kernel, pattern: str) -> tuple:
-    """(LLVM IR text, function names) of kernel k for one innermost-stride pattern."""
-    low = _Lowering(k, pattern)
+def lower(k: Kernel, pattern: str, stream: bool = False) -> tuple:
+    """(LLVM IR text, function names) of kernel k for one innermost-stride pattern; `stream`:
+    the non-temporal-store variant of a flat elementwise kernel (stream.py)."""
+    low = _Lowering(k, pattern, stream)
     text = low.build()
     return text, ["main", "fin"] if low.split else ["main"]

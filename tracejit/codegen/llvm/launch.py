@@ -27,6 +27,25 @@ _CHUNK_NS = 50_000           # target work per thread-pool chunk
 _fns: dict = {}              # IR text -> {name: ctypes function}
 
 
+def _last_level_cache_bytes() -> int:
+    """Size of the largest CPU cache (Linux sysfs), or 32 MiB when it cannot be read."""
+    import glob
+    best = 0
+    for path in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        try:
+            with open(path) as fh:
+                text = fh.read().strip().upper()
+            best = max(best, int(text.rstrip("KMG")) << {"K": 10, "M": 20, "G": 30}.get(
+                text[-1:], 0))
+        except (OSError, ValueError):
+            continue
+    return best or 32 << 20
+
+
+# Outputs at least this large are written with non-temporal stores (stream.py).
+STREAM_MIN_BYTES = max(8 << 20, _last_level_cache_bytes())
+
+
 def _address_reader():
     """An ndarray's data address. `a.ctypes.data` costs microseconds, which matters for small
     calls (W5); numpy's array struct starts with PyObject_HEAD then `char *data`, so read that
@@ -81,12 +100,22 @@ class KernelLauncher:
     def __str__(self) -> str:
         return str(self.k)
 
-    def functions(self, pattern: str) -> dict:
-        fns = self.patterns.get(pattern)
+    def functions(self, pattern: str, stream: bool = False) -> dict:
+        key = pattern + "n" * stream
+        fns = self.patterns.get(key)
         if fns is None:
-            text, names = lower(self.k, pattern)
-            fns = self.patterns[pattern] = _compile(text, names, self.nptr)
+            text, names = lower(self.k, pattern, stream)
+            fns = self.patterns[key] = _compile(text, names, self.nptr)
         return fns
+
+    def _streams(self, arrays: list, dims: list, pat: str) -> bool:
+        """Whether to write with non-temporal stores: a flat elementwise kernel over contiguous
+        or invariant operands whose outputs (of 4 bytes or more) exceed the cache."""
+        if self.k.is_reduce or any(d[0] != 1 for d in dims[:-1]) or set(pat) - {"0", "1"}:
+            return False
+        outs = arrays[len(self.k.loads):]
+        return all(c == "1" for c in pat[len(self.k.loads):]) and \
+            min(a.itemsize for a in outs) >= 4 and sum(a.nbytes for a in outs) >= STREAM_MIN_BYTES
 
     def plan(self, arrays: list) -> _Plan:
         """The plan for these operand arrays (loads then stores), cached by their strides."""
@@ -140,7 +169,7 @@ class KernelLauncher:
         p.meta = np.array(meta, dtype=np.int64)
         p.meta_ptr = p.meta.ctypes.data
         p.pattern = pat
-        p.fns = self.functions(pat)
+        p.fns = self.functions(pat, self._streams(arrays, dims, pat))
         p.nsplit = nsplit
         p.outputs = outer
         p.items = blocks * nsplit
