@@ -303,3 +303,23 @@ def test_float32_row_sums_at_least_as_accurate_as_numpy():
     ours = np.abs(compile_graph(g)([x])[0] - exact)
     theirs = np.abs(x.sum(1) - exact)
     assert ours.mean() <= theirs.mean()      # (maxima are set by the final rounding)
+
+
+def test_large_gradients_handed_over_without_copy_and_never_shared():
+    import tracejit as tj
+    n = 1 << 19                                  # 2 MiB: from the recycled-output pool
+    x = tj.randn(n, requires_grad=True)
+    f = tj.compile(lambda x: (x * x).sum())
+    f(x).backward()
+    g1 = x.grad
+    data = g1.numpy()
+    assert data.base is not None and data.base.dtype == np.uint8   # the backend's buffer itself
+    x.grad = None
+    f(x).backward()                              # g1 is alive: its buffer must not be reused
+    assert not np.shares_memory(data, x.grad.numpy())
+    np.testing.assert_allclose(data, 2 * x.detach().numpy(), rtol=1e-6)
+    view = data[1:]                              # a user view keeps the buffer from the pool
+    del g1, data
+    x.grad = None
+    f(x).backward()
+    assert not np.shares_memory(view, x.grad.numpy())

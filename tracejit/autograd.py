@@ -10,6 +10,7 @@ Tensor only by duck typing; tensor.py imports it, not the other way round.
 from __future__ import annotations
 
 import functools
+import sys
 import weakref
 
 _state = {"grad": True}
@@ -377,6 +378,12 @@ def _node_hooks(node, slots, create_graph, taken):
     return slots
 
 
+def _shares_memory(d) -> bool:
+    """Whether another object may see d's memory: d is a view of something that anything but
+    d references (the compiled backend hands out arrays carved from private buffers)."""
+    return d.base is not None and sys.getrefcount(d.base) > 2   # d's reference + the argument
+
+
 def _finish_leaf(t, slots, targets, captured, accumulate, create_graph, stored_ids):
     g = slots[0] if slots else None
     if g is None:
@@ -400,7 +407,7 @@ def _finish_leaf(t, slots, targets, captured, accumulate, create_graph, stored_i
         d = g._data
         if t.grad is None:
             # keep the gradient unaliased: optimizers and users modify .grad in place
-            if id(d) in stored_ids or d.base is not None or not d.flags.writeable:
+            if id(d) in stored_ids or _shares_memory(d) or not d.flags.writeable:
                 d = d.copy()
             stored_ids.add(id(d))
             t.grad = Tensor_from(t, d)
