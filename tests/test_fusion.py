@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 from kernel_graphs import (
     LAYER_NORM,
@@ -19,9 +20,12 @@ from kernel_graphs import (
     XENT_BWD,
     XENT_FWD,
     Builder,
+    interpret,
+    random_inputs,
     workload,
 )
 
+from tracejit.codegen.llvm.backend import compile_graph
 from tracejit.ir.kernel import ROW_LIMIT
 from tracejit.ir.passes.fusion import fuse
 from tracejit.ir.passes.onehot import onehot
@@ -60,6 +64,38 @@ def test_softmax_is_one_row_kernel():
 def test_layer_norm_forward_is_one_kernel():
     (k,) = kernels(workload(LAYER_NORM, r=4096, c=1024))
     assert {s.node.name: s.inner for s in k.stores} == {"12": True, "5": False, "0": False}
+
+
+W3_FWD = LAYER_NORM.replace(
+    "(f32[{r},{c}], f32[{r},1], f32[{r},1]):", "(f32[], f32[{r},1], f32[{r},1]):").replace(
+    "  return %12, %5, %0", """  %13: f32[{r},{c}] = mul %12, %x
+  %14: f32[] = sum %13, dims=(0, 1), keepdim=False
+  return %14, %5, %0""")
+
+
+def test_sum_over_layer_norm_output_joins_the_row_kernel():
+    """W3's forward: the full sum is split into a row pass of the layer-norm kernel and a sum of
+    one value per row, so x is read once (split_reduce.py)."""
+    g = workload(W3_FWD, r=4096, c=1024)
+    s = fuse(g)
+    row, total = s.kernels
+    assert row.reduce_axes == (1,) and row.npasses == 3
+    assert sorted(ld.value.name for ld in row.loads) == ["b", "w", "x"]
+    assert [ld.value.name for ld in total.loads] == ["14.1"] and total.shape == (4096, 1)
+    assert s.graph.inputs == g.inputs and [o.name for o in s.graph.outputs] == ["14", "5", "0"]
+    small = workload(W3_FWD, r=33, c=300)
+    arrays = random_inputs(small, seed=3)
+    for got, want in zip(compile_graph(small)(arrays), interpret(small, arrays)):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-3)
+
+
+def test_split_reductions_only_where_a_row_reduction_feeds_it():
+    from tracejit.ir.passes.split_reduce import split_reductions
+    g = workload(W1_FWD, n=1000)         # a plain full sum: nothing to split
+    assert split_reductions(g) is g
+    text = str(split_reductions(workload(W3_FWD, r=8, c=16)))
+    assert "%14.1: f32[8,1] = sum %13, dims=(1,), keepdim=True" in text
+    assert "%14: f32[] = sum %14.1, dims=(0, 1), keepdim=False" in text
 
 
 def test_layer_norm_backward_at_most_two_kernels():

@@ -36,6 +36,7 @@ class CudaGraph:
     """Callable: list of arrays (graph inputs) -> list of fresh CudaArrays (graph outputs)."""
 
     def __init__(self, g: Graph, sched: Schedule) -> None:
+        g = sched.graph          # g after fusion's rewrites: the same inputs and outputs
         self.graph, self.schedule = g, sched
         self.kernels: list = []
         self._steps: list = []
