@@ -109,6 +109,9 @@ def test_cross_entropy_forward_and_backward_at_most_three_kernels():
     bwd = kernels(workload(XENT_BWD, r=8192, c=1000))
     assert len(fwd) + len(bwd) <= 3
     assert len(bwd) == 1
+    # the target's log-probability is picked from the logits (pass 0, beside the max), not from
+    # the log-softmax row, which would need a third pass over the row
+    assert fwd[0].reduce_axes == (1,) and fwd[0].npasses == 2
 
 
 def test_elementwise_chain_with_broadcast_and_shared_value():
@@ -199,3 +202,25 @@ def test_onehot_rewrites_row_gather_and_adds_a_check():
     assert "index" in [n.op for n in g.nodes]                     # the input graph is unchanged
     check = g2.outputs[-1]
     assert check.type.shape == (6, 1) and check.type.dtype.name == "bool"
+    # the gather moved through the elementwise ops onto the logits: lg[i, t] - max - log(sum)
+    (sel,) = [n for n in g2.nodes if n.op == "where" and n.type.dtype.name == "float32"]
+    assert sel.inputs[1].name == "lg"
+    # the per-element compare runs in int32 (the index is checked in int64 first)
+    (eq,) = [n for n in g2.nodes if n.op == "eq"]
+    assert [u.type.dtype.name for u in eq.inputs] == ["int32", "int32"]
+
+
+def test_row_gather_from_values_broadcast_along_rows_stays_a_one_hot_select():
+    """Pushing the gather through x + bias with bias (1, C) would need a gather of bias too:
+    left as one select of the sum."""
+    b = Builder()
+    x, bias, t = b.input((6, 5)), b.input((1, 5)), b.input((6, 1), "int64")
+    rows = b.const(np.arange(6).reshape(6, 1), "int64")
+    s = b.op("add", x, bias)
+    g = b.out(b.op("index", s, rows, t, key=(("t", 0), ("t", 1))))
+    g2, _ = onehot(g)
+    (sel,) = [n for n in g2.nodes if n.op == "where" and n.type.dtype.name == "float32"]
+    assert sel.inputs[1].op == "add"
+    arrays = [np.random.default_rng(0).standard_normal((6, 5)).astype(np.float32),
+              np.ones((1, 5), np.float32), np.array([[0], [4], [-1], [2], [3], [-5]])]
+    np.testing.assert_array_equal(compile_graph(g)(arrays)[0], interpret(g, arrays)[0])

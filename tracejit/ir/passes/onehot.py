@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...ops import REGISTRY
 from ...ops import dtypes as D
 from ..graph import Graph, Node, TensorType, infer_type
 from ..kernel import leaf_value
@@ -55,6 +56,7 @@ def onehot(g: Graph) -> tuple:
     """(graph, number of check outputs appended to its outputs); g itself is not changed."""
     if not any(_match(n) for n in g.nodes):
         return g, 0
+    g = _pushed(g)
     out = Graph(g.name)
     out.inputs = list(g.inputs)
     new: dict = {id(i): i for i in g.inputs}
@@ -69,12 +71,17 @@ def onehot(g: Graph) -> tuple:
         b = _Builder(out, n)
         x, cols = ins[0], ins[-1]
         ncol = x.shape[1]
-        iota = b.const(np.arange(ncol, dtype=cols.dtype).reshape(1, ncol))
-        big, zero_i = b.const(np.asarray(ncol, cols.dtype)), b.const(np.asarray(0, cols.dtype))
+        checks.append(b.op("logical_or", b.op("ge", cols, b.const(np.asarray(ncol, cols.dtype))),
+                           b.op("lt", cols, b.const(np.asarray(-ncol, cols.dtype)))))
+        # per element, compare in int32 (half the vector work of int64): once per row, a wrapped
+        # int64 index that passed the check above fits
+        small = np.int32 if ncol < 2 ** 31 else cols.dtype
+        if small != cols.dtype:
+            cols = b.op("cast", cols, dtype="int32")
+        iota = b.const(np.arange(ncol, dtype=small).reshape(1, ncol))
+        big, zero_i = b.const(np.asarray(ncol, small)), b.const(np.asarray(0, small))
         wrapped = b.op("where", b.op("lt", cols, zero_i), b.op("add", cols, big), cols)
         mask = b.op("eq", iota, wrapped)
-        checks.append(b.op("logical_or", b.op("ge", cols, big),
-                           b.op("lt", cols, b.const(np.asarray(-ncol, cols.dtype)))))
         zero = b.const(np.zeros((), x.dtype))
         if n.op == "index":
             picked = b.op("sum", b.op("where", mask, x, zero), dims=(1,), keepdim=True)
@@ -93,6 +100,55 @@ def onehot(g: Graph) -> tuple:
         new[id(n)] = res
     out.outputs = [new[id(o)] for o in g.outputs] + checks
     return out, len(checks)
+
+
+def _pushed(g: Graph) -> Graph:
+    """g with each row gather from an elementwise expression taken from memory instead."""
+    out = Graph(g.name)
+    out.inputs = list(g.inputs)
+    new: dict = {id(i): i for i in g.inputs}
+    for n in g.nodes:
+        ins = [new[id(u)] for u in n.inputs]
+        x = n.inputs[0] if n.inputs else None
+        if n.op == "index" and _match(n) and REGISTRY[x.op].kind == "elementwise" \
+                if x is not None and x.op in REGISTRY else False:
+            if _pushable(x, n.shape[0]):
+                res = new[id(n)] = _push(_Builder(out, n), ins[0], ins[1:], n.shape[0])
+                res.name = n.name
+                continue
+        c = Node(n.op, ins, n.params, n.type, n.loc, n.name, n.value)
+        out.nodes.append(c)
+        new[id(n)] = c
+    out.outputs = [new[id(o)] for o in g.outputs]
+    return out
+
+
+def _pushable(x: Node, rows: int, depth: int = 0) -> bool:
+    """Can a row gather from x read a tensor that is in memory anyway: x itself (an input, a
+    constant, a matmul's result, ...), or x an elementwise expression whose operands are
+    per-row values ((rows, 1), uniform) or, recursively, such expressions?"""
+    op = REGISTRY.get(x.op)
+    if op is None or op.kind != "elementwise":
+        return op is None or op.kind in ("matmul", "index")
+    full = [u for u in x.inputs if not _per_row(u, rows)]
+    return depth < 16 and bool(full) and \
+        all(u.shape == x.shape and _pushable(u, rows, depth + 1) for u in full)
+
+
+def _per_row(u: Node, rows: int) -> bool:
+    return u.shape in ((rows, 1), (1, 1), (1,), ())
+
+
+def _push(b: "_Builder", x: Node, idx: list, rows: int) -> Node:
+    """x[arange, cols] as the same elementwise expression applied to the gathered elements:
+    bit for bit the same values, but the gather reads memory that exists anyway instead of
+    a row kernel's result (cross_entropy's picked log-probability becomes x[i, t[i]] - max_i
+    - log(sum_i): no pass over the row, and no one-hot compare per element)."""
+    op = REGISTRY.get(x.op)
+    if op is None or op.kind != "elementwise":
+        return b.op("index", x, *idx, key=KEY)
+    args = [u if _per_row(u, rows) else _push(b, u, idx, rows) for u in x.inputs]
+    return b.op(x.op, *args, **x.params)
 
 
 class _Builder:
