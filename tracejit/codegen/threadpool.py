@@ -28,9 +28,13 @@ def num_threads() -> int:
             return max(1, int(env))
         except ValueError:
             pass
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
+    if not _cpus:
+        _cpus.append(max(1, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity")
+                     else os.cpu_count() or 1)
+    return _cpus[0]
+
+
+_cpus: list = []      # the affinity count, read once per process (a syscall per kernel call)
 
 
 class _Job:
@@ -130,6 +134,7 @@ def _after_fork_in_child() -> None:
     _tasks = queue.SimpleQueue()
     _pool_lock = threading.Lock()
     _workers.clear()
+    _cpus.clear()
 
 
 atexit.register(_shutdown)
