@@ -323,3 +323,17 @@ def test_large_gradients_handed_over_without_copy_and_never_shared():
     x.grad = None
     f(x).backward()
     assert not np.shares_memory(view, x.grad.numpy())
+
+
+@pytest.mark.parametrize("shape", [(4099, 300), (70, 5000), (3, 17)])
+def test_float32_column_sums_fold_partials_accurately(shape):
+    # column mode keeps float32 partials for RB rows, then folds them into f64 accumulators
+    x = np.random.default_rng(6).uniform(0, 1, shape).astype(np.float32)
+    b = Builder()
+    xin = b.input(shape)
+    g = b.out(b.op("sum", xin, dims=(0,), keepdim=False),
+              b.op("sum", b.op("mul", xin, xin), dims=(0,), keepdim=True))
+    exact = x.astype(np.float64).sum(0)
+    ours, sq = compile_graph(g)([x])
+    assert np.abs(ours - exact).mean() <= np.abs(x.sum(0) - exact).mean()
+    np.testing.assert_allclose(sq[0], (x.astype(np.float64) ** 2).sum(0), rtol=1e-6)

@@ -21,6 +21,7 @@ from .scalar import DTYPES, LLVMScalar
 
 BLOCK = 256          # elements per block of reassociable partials (row mode)
 JB = 1024            # outputs per item in column mode (their f64 accumulators stay in L1)
+RB = 64              # rows a column-mode float32 partial sums before it is folded into f64
 
 
 class Acc:
@@ -196,6 +197,12 @@ def _column(low, Fn, inner_st: list) -> None:
     ops = f.operands(low.closure(roots), inner_st)
     acc = [low.accs[i] for i in low.reds]
 
+    # float32 sums add RB rows into float32 partials (16 lanes, half the bytes), then fold them
+    # into the f64 accumulators: still far more accurate than numpy's sequential column sum
+    blk = all(a.bty is not None for a in acc)
+    parts = [b.bitcast(b.alloca(ir.ArrayType(a.bty, JB)), a.bty.as_pointer()) for a in acc] \
+        if blk else []
+
     def item(w, _):
         s, t = b.urem(w, f.nsplit), b.udiv(w, f.nsplit)
         jb, o1 = b.urem(t, nblk), b.udiv(t, nblk)
@@ -214,6 +221,7 @@ def _column(low, Fn, inner_st: list) -> None:
                 b.store(a.identity(), b.gep(p, [t], inbounds=True))
             return b.add(t, _c(1)), []
         f.loop(_c(0), cnt, [], init)
+        into = parts or slots
 
         def row(q, _):
             off = f.offsets(q, list(range(low.nk, low.nd)), ops, base)
@@ -224,14 +232,37 @@ def _column(low, Fn, inner_st: list) -> None:
                 for s_ in inner_st:
                     f.store(s_, f.value(k.stores[s_].step), f.cur_off[low.nload + s_])
                 t = f.elem_index
-                for a, i, p in zip(acc, low.reds, slots):
+                for a, i, p in zip(acc, low.reds, into):
                     ptr = b.gep(p, [t], inbounds=True)
-                    v = a.prep(f.m, f.value(k.steps[i].args[0]))
+                    v = a.prep(f.m, f.value(k.steps[i].args[0]), blk)
                     b.store(a.combine(f.m, b.load(ptr), v, False), ptr)
                 return []
             f.elements(rowptr, col, _c(0), cnt, [], each)
             return b.add(q, _c(1)), []
-        f.loop(lo, hi, [], row)
+        if not blk:
+            f.loop(lo, hi, [], row)
+            return b.add(w, _c(1)), []
+
+        def chunk(q0, _):
+            q1 = b.add(q0, _c(RB))
+            q1 = b.select(b.icmp_signed("<", q1, hi), q1, hi)
+
+            def clear(t, _):
+                for a, p in zip(acc, parts):
+                    b.store(a.identity(True), b.gep(p, [t], inbounds=True))
+                return b.add(t, _c(1)), []
+            f.loop(_c(0), cnt, [], clear)
+            f.loop(q0, q1, [], row)
+
+            def fold(t, _):
+                for a, p, q in zip(acc, parts, slots):
+                    dst = b.gep(q, [t], inbounds=True)
+                    part = a.prep(f.m, b.load(b.gep(p, [t], inbounds=True)))
+                    b.store(a.combine(f.m, b.load(dst), part, False), dst)
+                return b.add(t, _c(1)), []
+            f.loop(_c(0), cnt, [], fold)
+            return q1, []
+        f.loop(lo, hi, [], chunk)
         return b.add(w, _c(1)), []
     f.loop(f.start, f.stop, [], item)
     b.ret_void()

@@ -8,8 +8,9 @@ writes the vector loop itself: a scalar loop up to the first index where every o
 64-byte aligned, an explicit `<L x T>` loop (L elements of the narrowest output fill 64 bytes),
 then a scalar loop for the rest. When the outputs cannot all be aligned at one index (their
 addresses differ mod 64), the first loop runs to the end: the function is correct for every
-pointer, it is only faster for aligned ones (the backend allocates large outputs 64-byte
-aligned). The scalar loops are the plain elementwise loop, which LLVM vectorises as usual.
+pointer, it is only faster when the outputs share an offset mod 64 (the backend places large
+outputs at the same offset within a page as numpy's large arrays). The scalar loops are the
+plain elementwise loop, which LLVM vectorises as usual.
 
 The launcher picks this variant only for flat kernels (one loop dim after merging) whose
 operands are contiguous or invariant and whose outputs are larger than the last-level cache:
