@@ -210,6 +210,7 @@ class CompiledGraph:
                         # BLAS writes a returned result (a weight gradient) into a recycled
                         # buffer: no page faults, and dropping last step's .grad is free
                         r = np.matmul(*args, out=_fresh(s.type.shape, s.type.dtype.np))
+                        fresh.add(id(r))
                     else:
                         r = REGISTRY[s.op].eager(*args, **s.params)
                     if type(r) is not np.ndarray:
