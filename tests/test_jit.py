@@ -286,6 +286,23 @@ def test_partition_saves_inputs_not_elementwise_intermediates():
     assert e.saved_bytes == 0  # W1: only the inputs are needed, the chain is recomputed
 
 
+def test_partition_recomputes_slices_of_inputs():
+    """An unrolled RNN reads xs[t] per step: the backward re-slices the saved input instead of
+    the forward returning (and copying) one slice per step."""
+    xs, w = tj.randn(6, 4, 3), tj.randn(3, 5, requires_grad=True)
+
+    def f(xs, w):
+        return sum((xs[t] @ w).tanh().sum() for t in range(xs.shape[0]))
+    e = tj.explain(f, backend="interpret")(xs, w)
+    assert "index" not in [n.op for n in e.forward_graph.outputs]
+    assert e.saved_bytes == 6 * 4 * 5 * 4          # the six matmul results only, not xs[t]
+    cf = tj.compile(f)
+    w2 = w.detach().clone().requires_grad_()
+    cf(xs, w).backward()
+    f(xs, w2).backward()
+    np.testing.assert_allclose(w.grad.numpy(), w2.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
 def test_debug_nans_names_the_op(monkeypatch):
     monkeypatch.setenv("TRACEJIT_DEBUG_NANS", "1")
     cf = tj.compile(lambda x: (x - 1.0).log() * 2, backend="interpret")

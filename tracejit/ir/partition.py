@@ -32,6 +32,8 @@ def _ancestors(outputs: list) -> set:
 
 
 def _cheap(n: Node) -> bool:
+    if n.op == "index" and all(k[0] in "isn" for k in n.params.get("key", ())):
+        return True      # basic indexing (ints, slices, None) is a view: free to redo
     return n.op == "const" or (n.op in REGISTRY and REGISTRY[n.op].kind in _CHEAP)
 
 
