@@ -25,6 +25,7 @@ import logging
 from ...ops import REGISTRY
 from ..graph import Graph, Node, print_node
 from ..kernel import REDUCTIONS, VIEWS, Kernel, Refuse, build_kernel, is_dim1_reshape, leaf_value
+from .matmul_sum import merge_matmul_sums
 from .split_reduce import split_reductions
 
 logger = logging.getLogger("tracejit.fusion")
@@ -110,8 +111,9 @@ def _why(n: Node) -> str:
 
 def fuse(g: Graph, row_limit: int | None = None) -> Schedule:
     """Group `g`'s nodes into kernels; see the module docstring. The schedule runs
-    `split_reductions(g)` (same inputs and outputs as g): run `schedule.graph`."""
-    g = split_reductions(g)
+    `split_reductions(merge_matmul_sums(g))` (same inputs and outputs as g): run
+    `schedule.graph`."""
+    g = split_reductions(merge_matmul_sums(g))
     f = _Fuser(g, row_limit)
     groups = f.merge(f.pull_all())
     owner = f.assign_stores(groups)
