@@ -347,3 +347,48 @@ def test_returned_matmul_is_handed_over_without_a_copy():
     out = compile_graph(g)(xs)[0]
     assert out.base is not None and out.base.dtype == np.uint8    # the buffer BLAS wrote into
     np.testing.assert_array_equal(out, np.full((512, 784), 256, np.float32))
+
+
+def _chain():
+    b = Builder()
+    x, w = b.input((64, 32)), b.input((32, 32))
+    h = b.op("matmul", x, w)                       # an intermediate BLAS result
+    t = b.op("tanh", h)                            # an intermediate kernel result
+    c = b.op("cat", t, h, dim=0)                   # an intermediate concatenation
+    y = b.op("matmul", b.op("permute", c, dims=(1, 0)), c)
+    return b.out(b.op("exp", b.op("mul", y, b.const(0.01))))
+
+
+def test_intermediate_buffers_are_kept_from_call_to_call():
+    g = _chain()
+    cg = compile_graph(g)
+    rng = np.random.default_rng(7)
+    sizes = []
+    for _ in range(3):
+        arrays = [rng.standard_normal(n.shape).astype(np.float32) for n in g.inputs]
+        assert_close(cg(arrays)[0], interpret(g, arrays)[0], rtol=1e-5, atol=1e-6)
+        sizes.append(sorted((k, len(v)) for k, v in cg._spare.items()))
+    assert sizes[0] and sizes[0] == sizes[1] == sizes[2]   # the same buffers, reused
+
+
+def test_concurrent_calls_of_one_compiled_graph():
+    import threading
+    g = _chain()
+    cg = compile_graph(g)
+    rng = np.random.default_rng(8)
+    cases = [[rng.standard_normal(n.shape).astype(np.float32) for n in g.inputs]
+             for _ in range(4)]
+    want = [interpret(g, a)[0] for a in cases]
+    errors = []
+
+    def work(i):
+        for _ in range(30):
+            got = cg(cases[i])[0]
+            if not np.allclose(got, want[i], rtol=1e-5, atol=1e-6):
+                errors.append(i)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

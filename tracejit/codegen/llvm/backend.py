@@ -91,6 +91,7 @@ class CompiledGraph:
                                     [(st.node.shape, st.node.type.dtype.np) for st in s.stores]))
             else:
                 self._steps.append(("n", s, [id(u) for u in s.inputs], [id(s)], None))
+        self._spare: dict = {}
         self._plan_lifetimes()
         self._warm_up()
         self._program()
@@ -102,19 +103,20 @@ class CompiledGraph:
 
     def _plan_lifetimes(self) -> None:
         """After which step each value is dead; outside nodes may return views of their inputs,
-        so a value lives as long as anything computed from it outside kernels."""
+        so a value lives as long as anything computed from it outside kernels (but for matmul
+        and cat, whose results are always new arrays)."""
         out_ids = {id(o) for o in self._run.outputs}
         last: dict = dict.fromkeys(out_ids, len(self._steps))
         for i in range(len(self._steps) - 1, -1, -1):
-            kind, _, ins, outs, _ = self._steps[i]
+            kind, step, ins, outs, _ = self._steps[i]
             for v in ins:
                 end = i
-                if kind == "n":
+                if kind == "n" and step.op not in ("matmul", "cat"):    # these never alias
                     end = max(i, last.get(outs[0], i))
                 last[v] = max(last.get(v, -1), end)
         self._free_after: list = [[] for _ in self._steps]
-        for i, (kind, _, ins, outs, _) in enumerate(self._steps):
-            if kind != "k":
+        for i, (kind, step, ins, outs, _) in enumerate(self._steps):
+            if kind != "k" and not _pooled_node(step):
                 continue
             for v in outs:
                 end = max(last.get(v, i), i)
@@ -198,7 +200,7 @@ class CompiledGraph:
                 raise TypeError(f"{self.graph.name}: input %{n.name} must be {n.type}, got "
                                 f"{a.dtype}{list(a.shape)}")
             env[key] = a
-        pool: dict = {}
+        pool = self._spare      # intermediate buffers, kept from call to call (see _take)
         fresh: set = set()
         for is_kernel, s, ins, extra, outs, free in self._prog:
             if not is_kernel:
@@ -211,6 +213,10 @@ class CompiledGraph:
                         # buffer: no page faults, and dropping last step's .grad is free
                         r = np.matmul(*args, out=_fresh(s.type.shape, s.type.dtype.np))
                         fresh.add(id(r))
+                    elif _pooled_node(s) and outs not in self._out_ids:
+                        buf = _take(pool, s.type.shape, s.type.dtype.np)
+                        r = np.matmul(*args, out=buf) if s.op == "matmul" else \
+                            np.concatenate(args, axis=s.params["dim"], out=buf)
                     else:
                         r = REGISTRY[s.op].eager(*args, **s.params)
                     if type(r) is not np.ndarray:
@@ -281,14 +287,24 @@ def _conform(a, dt: np.dtype, shape: tuple) -> np.ndarray:
     return a if a.shape == shape else a.reshape(shape)
 
 
+def _pooled_node(n) -> bool:
+    """An outside node whose result the backend allocates (and recycles), not numpy."""
+    return isinstance(n, Node) and n.ndim > 0 and n.op in ("matmul", "cat") and \
+        n.type.dtype.name in ("float32", "float64")
+
+
 def _take(pool: dict, shape: tuple, dt: np.dtype) -> np.ndarray:
-    """An intermediate buffer, recycled from an earlier kernel's dead output if one fits."""
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
-    bufs = pool.get(nbytes)
-    if bufs:
-        b = bufs.pop()
-        return b.reshape(-1).view(np.uint8).view(dt).reshape(shape)
-    return np.empty(shape, dt)
+    """An intermediate buffer, recycled from a dead one of an earlier step or call if one fits.
+    The pool lives as long as the compiled graph: a fresh buffer per call costs a page fault
+    per 4 KiB (glibc gives freed memory back; W7's backward faulted ~22 MB per step)."""
+    nbytes = dt.itemsize
+    for s in shape:
+        nbytes *= s
+    try:
+        b = pool[nbytes].pop()       # one atomic step: calls in other threads share the pool
+    except (KeyError, IndexError):
+        return np.empty(shape, dt)
+    return b.reshape(-1).view(np.uint8).view(dt).reshape(shape)
 
 
 # --- output buffers ---
@@ -298,8 +314,8 @@ def _take(pool: dict, shape: tuple, dt: np.dtype) -> np.ndarray:
 # fresh as a new array (no Tensor, view or user variable can see it).
 _POOL: dict = {}
 _POOL_LOCK = threading.Lock()
-_POOL_MIN_BYTES = 1 << 20
-_POOL_PER_KEY = 4
+_POOL_MIN_BYTES = 1 << 16
+_POOL_PER_KEY = 64
 _POOL_MAX_BYTES = 1 << 30     # never keep more than this alive for reuse
 _pooled = [0]
 
