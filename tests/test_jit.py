@@ -303,6 +303,40 @@ def test_partition_recomputes_slices_of_inputs():
     np.testing.assert_allclose(w.grad.numpy(), w2.grad.numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("read", [lambda x: x[0:2].exp(), lambda x: x.exp()[0:2]],
+                         ids=["slice_then_exp", "exp_then_slice"])
+def test_values_read_before_an_in_place_update_of_an_input_are_saved(read):
+    """The function reads x, then updates x in place: the backward must see the values read,
+    not recompute them from the updated array (a slice is cheap to recompute, but not from
+    the wrong data)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4, 3)).astype(np.float32)
+    W = rng.standard_normal((2, 3)).astype(np.float32)
+
+    def f(x, w):
+        y = read(x) * w
+        x.mul_(2)
+        return y.sum()
+    grads = []
+    for fn in (f, tj.compile(f)):
+        x, w = tj.tensor(X.copy()), tj.tensor(W.copy(), requires_grad=True)
+        fn(x, w).backward()
+        np.testing.assert_allclose(x.numpy(), 2 * X)
+        grads.append(w.grad.numpy())
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6)
+
+
+def test_gather_keeps_the_sign_of_a_picked_zero():
+    x = tj.tensor(np.array([[1.0, -0.0, 2.0], [-0.0, 3.0, 4.0]], np.float32))
+    t = tj.tensor(np.array([1, 0]))
+
+    def f(x, t):
+        return (1.0 / x).gather(1, t.unsqueeze(1)), x.gather(1, t.unsqueeze(1))
+    for got, want in zip(tj.compile(f)(x, t), f(x, t)):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+        np.testing.assert_array_equal(np.signbit(got.numpy()), np.signbit(want.numpy()))
+
+
 def test_debug_nans_names_the_op(monkeypatch):
     monkeypatch.setenv("TRACEJIT_DEBUG_NANS", "1")
     cf = tj.compile(lambda x: (x - 1.0).log() * 2, backend="interpret")

@@ -50,7 +50,9 @@ class Partition:
 
 
 def partition(joint: Graph, primals: list, tangents: list, fwd_outputs: list,
-              grad_outputs: list) -> Partition:
+              grad_outputs: list, mutated: set = frozenset()) -> Partition:
+    """`mutated`: ids of the primals the function writes in place (written back after the
+    forward): values read from them are saved, never recomputed from the changed array."""
     fwd_set = _ancestors(fwd_outputs)
     tangent_ids = {id(t) for t in tangents}
     primal_pos = {id(p): i for i, p in enumerate(primals)}
@@ -85,7 +87,8 @@ def partition(joint: Graph, primals: list, tangents: list, fwd_outputs: list,
                 new[id(m)].meta = dict(m.meta)
                 continue
             crossing = id(m) in fwd_set or id(m) in primal_pos
-            if crossing and (id(m) in primal_pos or not _cheap(m)):
+            if crossing and (id(m) in primal_pos or not _cheap(m) or
+                             any(id(i) in mutated for i in m.inputs)):
                 save(m)
                 continue
             stack.append((m, True))

@@ -277,7 +277,9 @@ class CompiledFunction:
                 tangents, grads = differentiate(tr, user_nodes, diff_out, primals, rg_inputs)
             entry.tangent_types = [(t.shape, t.dtype) for t in tangents]
             entry.grad_present = [gr is not None for gr in grads]
-            p = partition(g, primals, tangents, fwd_outputs, grads)
+            mutated = {id(tr._implicit_node.get(id(t)) if type(orig) is _ndarray or
+                          _on_device(orig) else orig) for t, orig in tr.mutations.values()}
+            p = partition(g, primals, tangents, fwd_outputs, grads, mutated)
             entry.saved = p.saved
             entry.saved_bytes = p.saved_bytes()
             fwd_graph, bwd_graph = p.fwd, p.bwd

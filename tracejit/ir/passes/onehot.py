@@ -10,7 +10,7 @@ many there are: the caller raises IndexError if any element of one is set.
 
     before:  %13: f32[16,1] = index %6, %12, %11, key=(('t', 0), ('t', 1))   # %12 = const arange
     after :  %13.c: i64[1,10] = const [0,...,9] ; %13.m: b8[16,10] = eq %13.c, %11 ;
-             %13.s: f32[16,10] = where %13.m, %6, 0 ; %13: f32[16,1] = sum %13.s, dims=(1,)
+             %13.s: f32[16,10] = where %13.m, %6, -inf ; %13: f32[16,1] = amax %13.s, dims=(1,)
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ import numpy as np
 from ...ops import REGISTRY
 from ...ops import dtypes as D
 from ..graph import Graph, Node, TensorType, infer_type
-from ..kernel import leaf_value
 
 KEY = (("t", 0), ("t", 1))
 
@@ -82,24 +81,29 @@ def onehot(g: Graph) -> tuple:
         big, zero_i = b.const(np.asarray(ncol, small)), b.const(np.asarray(0, small))
         wrapped = b.op("where", b.op("lt", cols, zero_i), b.op("add", cols, big), cols)
         mask = b.op("eq", iota, wrapped)
-        zero = b.const(np.zeros((), x.dtype))
         if n.op == "index":
-            picked = b.op("sum", b.op("where", mask, x, zero), dims=(1,), keepdim=True)
-            if picked.type.dtype is not n.type.dtype:
-                picked = b.op("cast", picked, dtype=n.type.dtype.name)
-            res = picked
+            # the max of one element and the lowest value: exact for -0.0 and NaN too (a sum
+            # from +0.0 would turn a picked -0.0 into +0.0)
+            res = b.op("amax", b.op("where", mask, x, b.const(_lowest(x.dtype))), dims=(1,),
+                       keepdim=True)
         else:
             base, val = x, ins[1]
             if n.params["accumulate"]:
-                hit = b.op("where", mask, val, zero)
-                full0 = leaf_value(base) == 0
-                res = hit if full0 else b.op("add", base, hit)
+                # base + val where the mask is set, base untouched elsewhere (adding 0.0 there
+                # would turn a -0.0 into +0.0)
+                res = b.op("where", mask, b.op("add", base, val), base)
             else:
                 res = b.op("where", mask, val, base)
         res.name = n.name
         new[id(n)] = res
     out.outputs = [new[id(o)] for o in g.outputs] + checks
     return out, len(checks)
+
+
+def _lowest(dt: np.dtype) -> np.ndarray:
+    if dt.kind == "f":
+        return np.asarray(-np.inf, dt)
+    return np.asarray(False if dt.kind == "b" else np.iinfo(dt).min, dt)
 
 
 def _pushed(g: Graph) -> Graph:
