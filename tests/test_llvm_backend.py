@@ -392,3 +392,14 @@ def test_concurrent_calls_of_one_compiled_graph():
     for t in threads:
         t.join()
     assert not errors
+
+
+@pytest.mark.parametrize("shape,dims", [((5, 0), (1,)), ((0, 40), (0,)), ((0,), (0,)),
+                                        ((3, 300), (1,)), ((3000, 40), (0,)), ((70000,), (0,))])
+def test_float_sums_of_negative_zeros_and_of_nothing_match_numpy(shape, dims):
+    """As numpy's, float sums start from +0.0: a sum of -0.0s and a sum over nothing are +0.0."""
+    b = Builder()
+    g = b.out(b.op("sum", b.input(shape), dims=dims, keepdim=False))
+    x = np.full(shape, -0.0, np.float32)
+    got, want = compile_graph(g)([x])[0], np.sum(x, axis=dims)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))

@@ -10,7 +10,7 @@ many there are: the caller raises IndexError if any element of one is set.
 
     before:  %13: f32[16,1] = index %6, %12, %11, key=(('t', 0), ('t', 1))   # %12 = const arange
     after :  %13.c: i64[1,10] = const [0,...,9] ; %13.m: b8[16,10] = eq %13.c, %11 ;
-             %13.s: f32[16,10] = where %13.m, %6, -inf ; %13: f32[16,1] = amax %13.s, dims=(1,)
+             %13.s: f32[16,10] = where %13.m, %6, 0 ; %13: f32[16,1] = sum %13.s, dims=(1,)
 """
 from __future__ import annotations
 
@@ -82,10 +82,12 @@ def onehot(g: Graph) -> tuple:
         wrapped = b.op("where", b.op("lt", cols, zero_i), b.op("add", cols, big), cols)
         mask = b.op("eq", iota, wrapped)
         if n.op == "index":
-            # the max of one element and the lowest value: exact for -0.0 and NaN too (a sum
-            # from +0.0 would turn a picked -0.0 into +0.0)
-            res = b.op("amax", b.op("where", mask, x, b.const(_lowest(x.dtype))), dims=(1,),
-                       keepdim=True)
+            # one element plus zeros: the element's value (a picked -0.0 comes back as +0.0,
+            # as float sums start from +0.0 like numpy's; bool sums to int64, cast back)
+            zero = b.const(np.zeros((), x.dtype))
+            res = b.op("sum", b.op("where", mask, x, zero), dims=(1,), keepdim=True)
+            if res.type.dtype is not n.type.dtype:
+                res = b.op("cast", res, dtype=n.type.dtype.name)
         else:
             base, val = x, ins[1]
             if n.params["accumulate"]:
@@ -98,12 +100,6 @@ def onehot(g: Graph) -> tuple:
         new[id(n)] = res
     out.outputs = [new[id(o)] for o in g.outputs] + checks
     return out, len(checks)
-
-
-def _lowest(dt: np.dtype) -> np.ndarray:
-    if dt.kind == "f":
-        return np.asarray(-np.inf, dt)
-    return np.asarray(False if dt.kind == "b" else np.iinfo(dt).min, dt)
 
 
 def _pushed(g: Graph) -> Graph:
@@ -127,6 +123,11 @@ def _pushed(g: Graph) -> Graph:
     return out
 
 
+# ops whose value depends on the sign of a zero operand (1 / -0.0 is -inf): the one-hot pick
+# returns a picked -0.0 as +0.0, so a gather is not moved in front of them
+_ZERO_SIGN_MATTERS = ("div", "reciprocal", "rsqrt", "pow", "floordiv", "remainder")
+
+
 def _pushable(x: Node, rows: int, depth: int = 0) -> bool:
     """Can a row gather from x read a tensor that is in memory anyway: x itself (an input, a
     constant, a matmul's result, ...), or x an elementwise expression whose operands are
@@ -134,6 +135,8 @@ def _pushable(x: Node, rows: int, depth: int = 0) -> bool:
     op = REGISTRY.get(x.op)
     if op is None or op.kind != "elementwise":
         return op is None or op.kind in ("matmul", "index")
+    if x.op in _ZERO_SIGN_MATTERS:
+        return False
     full = [u for u in x.inputs if not _per_row(u, rows)]
     return depth < 16 and bool(full) and \
         all(u.shape == x.shape and _pushable(u, rows, depth + 1) for u in full)
