@@ -68,4 +68,6 @@ def lower_stream(low, Fn) -> None:
     f.elements(rowptr, 0, start, i0, [], each)
     f.loop(i0, i1, [], vector)
     f.elements(rowptr, 0, i1, stop, [], each)
+    # non-temporal stores are weakly ordered: drain them before another thread may read
+    b.fence("seq_cst")
     b.ret_void()
