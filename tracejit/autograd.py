@@ -381,7 +381,18 @@ def _node_hooks(node, slots, create_graph, taken):
 def _shares_memory(d) -> bool:
     """Whether another object may see d's memory: d is a view of something that anything but
     d references (the compiled backend hands out arrays carved from private buffers)."""
-    return d.base is not None and sys.getrefcount(d.base) > 2   # d's reference + the argument
+    return d.base is not None and sys.getrefcount(d.base) > _ONLY_VIEW
+
+
+def _only_view_count() -> int:
+    """getrefcount of a base that only one view references (whether the call's argument is
+    counted differs between Python versions)."""
+    import numpy as np
+    d = np.empty(4)[1:]
+    return sys.getrefcount(d.base)
+
+
+_ONLY_VIEW = _only_view_count()
 
 
 def _finish_leaf(t, slots, targets, captured, accumulate, create_graph, stored_ids):

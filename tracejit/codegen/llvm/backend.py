@@ -329,15 +329,26 @@ def _fresh(shape: tuple, dt: np.dtype) -> np.ndarray:
     with _POOL_LOCK:
         lst = _POOL.setdefault((shape, dt.str), [])
         for a in lst:
-            # references to a: the list and getrefcount's argument; to its buffer: a and the
-            # argument (numpy points every view's base at the buffer). More means a user.
-            if sys.getrefcount(a) == 3 and sys.getrefcount(a.base) == 2:
+            # references to a: the list, the loop variable (and getrefcount's argument); to
+            # its buffer: a (numpy points every view's base at the buffer). More is a user.
+            if sys.getrefcount(a) == _UNUSED[0] and sys.getrefcount(a.base) == _UNUSED[1]:
                 return a
         a = _aligned_empty(n, shape, dt)
         if len(lst) < _POOL_PER_KEY and _pooled[0] + n <= _POOL_MAX_BYTES:
             lst.append(a)
             _pooled[0] += n
         return a
+
+
+def _unused_counts() -> tuple:
+    """What getrefcount reports in _fresh's loop for a pooled array nobody else holds, and for
+    its buffer (measured once: the convention of counting the argument varies by version)."""
+    lst = [np.empty(16, np.uint8)[1:]]
+    for a in lst:
+        return sys.getrefcount(a), sys.getrefcount(a.base)
+
+
+_UNUSED = _unused_counts()
 
 
 def _page_offset() -> int:
