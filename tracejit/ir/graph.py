@@ -121,6 +121,24 @@ class Graph:
         self._counter = len(self.nodes)
         return self
 
+    def rewrite(self, replace) -> "Graph":
+        """A copy of this graph (same inputs) with every node copied, except where
+        `replace(node, new_inputs, graph, new)` returns a node standing for it (having
+        appended what it built to `graph`; `new` maps id(old node) to its copy so far). This
+        graph is not changed."""
+        out = Graph(self.name)
+        out.inputs = list(self.inputs)
+        new: dict = {id(i): i for i in self.inputs}
+        for n in self.nodes:
+            ins = [new[id(u)] for u in n.inputs]
+            r = replace(n, ins, out, new)
+            if r is None:
+                r = Node(n.op, ins, n.params, n.type, n.loc, n.name, n.value)
+                out.nodes.append(r)
+            new[id(n)] = r
+        out.outputs = [new[id(o)] for o in self.outputs]
+        return out
+
     def users(self) -> dict:
         out: dict = {id(n): [] for n in self.inputs + self.nodes}
         for n in self.nodes:

@@ -56,21 +56,12 @@ def merge_matmul_sums(g: Graph) -> Graph:
             plan[id(n)] = leaves
     if not plan:
         return g
-    out = Graph(g.name)
-    out.inputs = list(g.inputs)
-    new: dict = {id(i): i for i in g.inputs}
-    for n in g.nodes:
-        if id(n) in plan:
-            new[id(n)] = _merged(out, n, plan[id(n)], new)
-            continue
-        c = Node(n.op, [new[id(u)] for u in n.inputs], n.params, n.type, n.loc, n.name, n.value)
-        out.nodes.append(c)
-        new[id(n)] = c
-    out.outputs = [new[id(o)] for o in g.outputs]
-    return dce(out)
+    return dce(g.rewrite(lambda n, ins, out, new: _merged(out, n, plan[id(n)], new)
+                         if id(n) in plan else None))
 
 
 def _merged(out: Graph, root: Node, leaves: list, new: dict) -> Node:
+    """root's sum as one matmul; `new` maps the old graph's nodes to `out`'s."""
     k = [0]
 
     def add(op, ins, **params):

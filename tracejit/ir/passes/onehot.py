@@ -55,18 +55,11 @@ def onehot(g: Graph) -> tuple:
     """(graph, number of check outputs appended to its outputs); g itself is not changed."""
     if not any(_match(n) for n in g.nodes):
         return g, 0
-    g = _pushed(g)
-    out = Graph(g.name)
-    out.inputs = list(g.inputs)
-    new: dict = {id(i): i for i in g.inputs}
-    checks = []
-    for n in g.nodes:
-        ins = [new[id(u)] for u in n.inputs]
+    checks: list = []
+
+    def replace(n, ins, out, new):
         if not _match(n):
-            c = Node(n.op, ins, n.params, n.type, n.loc, n.name, n.value)
-            out.nodes.append(c)
-            new[id(n)] = c
-            continue
+            return None
         b = _Builder(out, n)
         x, cols = ins[0], ins[-1]
         ncol = x.shape[1]
@@ -97,30 +90,24 @@ def onehot(g: Graph) -> tuple:
             else:
                 res = b.op("where", mask, val, base)
         res.name = n.name
-        new[id(n)] = res
-    out.outputs = [new[id(o)] for o in g.outputs] + checks
+        return res
+    out = _pushed(g).rewrite(replace)
+    out.outputs += checks
     return out, len(checks)
 
 
 def _pushed(g: Graph) -> Graph:
     """g with each row gather from an elementwise expression taken from memory instead."""
-    out = Graph(g.name)
-    out.inputs = list(g.inputs)
-    new: dict = {id(i): i for i in g.inputs}
-    for n in g.nodes:
-        ins = [new[id(u)] for u in n.inputs]
+    def replace(n, ins, out, new):
         x = n.inputs[0] if n.inputs else None
-        if n.op == "index" and _match(n) and REGISTRY[x.op].kind == "elementwise" \
-                if x is not None and x.op in REGISTRY else False:
-            if _pushable(x, n.shape[0]):
-                res = new[id(n)] = _push(_Builder(out, n), ins[0], ins[1:], n.shape[0])
-                res.name = n.name
-                continue
-        c = Node(n.op, ins, n.params, n.type, n.loc, n.name, n.value)
-        out.nodes.append(c)
-        new[id(n)] = c
-    out.outputs = [new[id(o)] for o in g.outputs]
-    return out
+        if n.op != "index" or x is None or x.op not in REGISTRY or \
+                REGISTRY[x.op].kind != "elementwise" or not _match(n) or \
+                not _pushable(x, n.shape[0]):
+            return None
+        res = _push(_Builder(out, n), ins[0], ins[1:], n.shape[0])
+        res.name = n.name
+        return res
+    return g.rewrite(replace)
 
 
 # ops whose value depends on the sign of a zero operand (1 / -0.0 is -inf): the one-hot pick

@@ -50,18 +50,13 @@ def split_reductions(g: Graph) -> Graph:
             for s in [_row_dims(n)] if s}
     if not plan:
         return g
-    out = Graph(g.name)
-    out.inputs = list(g.inputs)
-    new: dict = {id(i): i for i in g.inputs}
-    for n in g.nodes:
-        ins = [new[id(u)] for u in n.inputs]
-        if id(n) in plan:
-            params = {"dims": plan[id(n)], "keepdim": True}
-            inner = Node(n.op, ins, params, infer_type(n.op, ins, params), n.loc, f"{n.name}.1")
-            out.nodes.append(inner)
-            ins = [inner]
-        c = Node(n.op, ins, n.params, n.type, n.loc, n.name, n.value)
-        out.nodes.append(c)
-        new[id(n)] = c
-    out.outputs = [new[id(o)] for o in g.outputs]
-    return out
+
+    def replace(n, ins, out, new):
+        if id(n) not in plan:
+            return None
+        params = {"dims": plan[id(n)], "keepdim": True}
+        inner = Node(n.op, ins, params, infer_type(n.op, ins, params), n.loc, f"{n.name}.1")
+        outer = Node(n.op, [inner], n.params, n.type, n.loc, n.name)
+        out.nodes += [inner, outer]
+        return outer
+    return g.rewrite(replace)
