@@ -95,6 +95,14 @@ class Optimizer:
     def step(self, closure: Callable | None = None):
         raise NotImplementedError
 
+    def _updates(self):
+        """(group, param, gradient) for every parameter that has a gradient, the gradient
+        negated for a group with maximize=True: the walk every step() makes."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    yield group, p, (-p.grad if group.get("maximize") else p.grad)
+
     def _closure(self, closure):
         if closure is None:
             return None

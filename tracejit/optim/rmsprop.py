@@ -30,36 +30,32 @@ class RMSprop(Optimizer):
     @ag.no_grad()
     def step(self, closure: Callable | None = None):
         loss = self._closure(closure)
-        for group in self.param_groups:
+        for group, p, grad in self._updates():
             lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
             wd, mu, centered = group["weight_decay"], group["momentum"], group["centered"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = tensor(0.0)
-                    state["square_avg"] = zeros_like(p)
-                    if mu > 0:
-                        state["momentum_buffer"] = zeros_like(p)
-                    if centered:
-                        state["grad_avg"] = zeros_like(p)
-                state["step"].add_(1)
-                if wd != 0:
-                    grad = grad.add(p, alpha=wd)
-                square_avg = state["square_avg"]
-                square_avg.mul_(alpha).add_(grad * (1 - alpha) * grad)
-                if centered:
-                    grad_avg = _lerp_(state["grad_avg"], grad, 1 - alpha)
-                    avg = (square_avg - grad_avg * grad_avg).sqrt_()
-                else:
-                    avg = square_avg.sqrt()
-                avg = avg.add_(eps)
+            state = self.state[p]
+            if not state:
+                state["step"] = tensor(0.0)
+                state["square_avg"] = zeros_like(p)
                 if mu > 0:
-                    buf = state["momentum_buffer"]
-                    buf.mul_(mu).add_(grad / avg)
-                    p.add_(buf, alpha=-lr)
-                else:
-                    p.add_(grad * -lr / avg)
+                    state["momentum_buffer"] = zeros_like(p)
+                if centered:
+                    state["grad_avg"] = zeros_like(p)
+            state["step"].add_(1)
+            if wd != 0:
+                grad = grad.add(p, alpha=wd)
+            square_avg = state["square_avg"]
+            square_avg.mul_(alpha).add_(grad * (1 - alpha) * grad)
+            if centered:
+                grad_avg = _lerp_(state["grad_avg"], grad, 1 - alpha)
+                avg = (square_avg - grad_avg * grad_avg).sqrt_()
+            else:
+                avg = square_avg.sqrt()
+            avg = avg.add_(eps)
+            if mu > 0:
+                buf = state["momentum_buffer"]
+                buf.mul_(mu).add_(grad / avg)
+                p.add_(buf, alpha=-lr)
+            else:
+                p.add_(grad * -lr / avg)
         return loss

@@ -30,22 +30,18 @@ class SGD(Optimizer):
     @ag.no_grad()
     def step(self, closure: Callable | None = None):
         loss = self._closure(closure)
-        for group in self.param_groups:
+        for group, p, grad in self._updates():
             lr, mu, damp = group["lr"], group["momentum"], group["dampening"]
             wd, nesterov = group["weight_decay"], group["nesterov"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = -p.grad if group["maximize"] else p.grad
-                if wd != 0:
-                    grad = grad.add(p, alpha=wd)
-                if mu != 0:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = grad.clone().detach()
-                    else:
-                        buf.mul_(mu).add_(grad, alpha=1 - damp)
-                    grad = grad.add(buf, alpha=mu) if nesterov else buf
-                p.add_(grad, alpha=-lr)
+            if wd != 0:
+                grad = grad.add(p, alpha=wd)
+            if mu != 0:
+                state = self.state[p]
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = grad.clone().detach()
+                else:
+                    buf.mul_(mu).add_(grad, alpha=1 - damp)
+                grad = grad.add(buf, alpha=mu) if nesterov else buf
+            p.add_(grad, alpha=-lr)
         return loss
