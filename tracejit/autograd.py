@@ -378,6 +378,18 @@ def _node_hooks(node, slots, create_graph, taken):
     return slots
 
 
+def zero_grads(params, set_to_none: bool = True) -> None:
+    """What Module.zero_grad and Optimizer.zero_grad do to their parameters' .grad."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            with no_grad():
+                p.grad.detach_().zero_()
+
+
 def _shares_memory(d) -> bool:
     """Whether another object may see d's memory: d is a view of something that anything but
     d references (the compiled backend hands out arrays carved from private buffers)."""

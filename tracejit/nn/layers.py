@@ -5,7 +5,6 @@ initialisation and `extra_repr`, and computes its forward with `nn.functional`.
 """
 from __future__ import annotations
 
-import math
 
 from .. import autograd as ag
 from ..factories import empty, ones, tensor, zeros
@@ -45,11 +44,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init._reset_weight_and_bias(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.linear(input, self.weight, self.bias)

@@ -334,14 +334,7 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                with ag.no_grad():
-                    p.grad.detach_().zero_()
+        ag.zero_grads(self.parameters(), set_to_none)
 
     def apply(self, fn: Callable[[Module], None]) -> Module:
         """Call `fn` on every submodule (children first) and on self, as `model.apply(init)`."""
