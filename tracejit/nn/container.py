@@ -47,11 +47,7 @@ class Sequential(Module):
         keys = list(self._modules)
         for k in (keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys), "x")]]):
             del self._modules[k]
-        # re-number so that keys stay 0..n-1, as PyTorch does
-        items = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
+        _renumber(self, list(self._modules.values()))
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -83,9 +79,7 @@ class ModuleList(Module):
     def __delitem__(self, idx) -> None:
         items = list(self._modules.values())
         del items[idx]
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
+        _renumber(self, items)
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -168,3 +162,10 @@ class ModuleDict(Module):
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ModuleDict has no forward(); index it and call the module")
+
+
+def _renumber(container: Module, items: list) -> None:
+    """Hold `items` under keys 0..n-1, as PyTorch's containers do after a deletion."""
+    container._modules.clear()
+    for i, m in enumerate(items):
+        container._modules[str(i)] = m
