@@ -242,6 +242,22 @@ def test_saved_input_modified_before_backward_raises(backend):
         loss.backward()
 
 
+def test_input_saved_for_backward_then_modified_by_the_function_raises(backend):
+    # eager raises here (mul saved x, add_ changed it); the compiled backward must not
+    # silently use the updated x
+    def f(x, w):
+        loss = (x * w).sum()
+        x.add_(1.0)
+        return loss
+    cf = tj.compile(f, backend=backend)
+    for fn in (f, cf):
+        x, w = tj.tensor([1.0, 2.0, 3.0]), tj.ones(3, requires_grad=True)
+        loss = fn(x, w)
+        np.testing.assert_array_equal(x.numpy(), [2.0, 3.0, 4.0])
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            loss.backward()
+
+
 def test_disable_and_eager_backend():
     calls = []
 

@@ -323,14 +323,6 @@ class CompiledFunction:
         outs = entry.fwd(arrays)
         self.last_stats = entry.stats
         n = entry.n_user
-        if entry.mutations:
-            for (kind, i), new in zip(entry.mutations, outs[n:n + len(entry.mutations)]):
-                t = leaves[i] if kind == "arg" else entry.implicit[i]
-                if type(t._data) is _ndarray:
-                    np.copyto(t._data, new if type(new) is _ndarray else new.copy_to_host())
-                else:
-                    t._data.copy_from(new)
-                t._version[0] += 1
         need = entry.bwd is not None and ag._state["grad"]
         results = [Tensor._make(a if not entry.to_host else a.copy_to_host())
                    for a in outs[:n]]
@@ -350,6 +342,17 @@ class CompiledFunction:
                 r.requires_grad = True
                 r.grad_fn = node
                 r._out_idx = k
+        # written back after the node took the versions of the inputs it saved: a backward
+        # that reads an input the function itself modified raises, as in eager
+        for (kind, i), new in zip(entry.mutations, outs[n:n + len(entry.mutations)]):
+            t = leaves[i] if kind == "arg" else entry.implicit[i]
+            if new is t._data:
+                pass          # the backend wrote it in place
+            elif type(t._data) is _ndarray:
+                np.copyto(t._data, new if type(new) is _ndarray else new.copy_to_host())
+            else:
+                t._data.copy_from(new)
+            t._version[0] += 1
         return _unspec(entry.out_spec, iter(results))
 
     def _check_nans(self, entry, out, args, kwargs, leaves):
