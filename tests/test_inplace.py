@@ -90,6 +90,11 @@ def test_views_share_storage_and_version():
     v = x._version[0]
     x[0].fill_(1.0)
     assert x._version[0] == v + 1 and row._version is x._version
+    x[1, 1].fill_(-5.0)           # an int for every dim: a 0-d view, not a copy
+    assert x[1, 1].item() == -5.0
+    v = tj.tensor([1.0, 2.0])
+    v[1].mul_(3.0)
+    assert v.tolist() == [1.0, 6.0]
 
 
 def test_modified_saved_tensor_raises_at_backward():

@@ -258,6 +258,59 @@ def test_input_saved_for_backward_then_modified_by_the_function_raises(backend):
             loss.backward()
 
 
+@pytest.mark.parametrize("case", ["slice", "view", "transpose", "detach", "int_index",
+                                  "stale_view", "stale_output"])
+def test_views_modified_in_place_run_eagerly_with_eager_results(backend, case):
+    """Traced values do not share memory as eager views do: an in-place update of a view, or a
+    view used after its base changed, breaks the graph (with a warning) instead of dropping or
+    missing the write."""
+    def f(x):
+        with tj.no_grad():
+            if case == "slice":
+                x[1:].add_(x[:-1] * 2)
+            elif case == "view":
+                x.view(2, 3).mul_(2.0)
+            elif case == "transpose":
+                x.view(2, 3).t()[0].fill_(7.0)
+            elif case == "detach":
+                x.detach().sub_(1.0)
+            elif case == "int_index":
+                x[4].fill_(-1.0)
+            elif case == "stale_view":
+                v = x[:3]
+                x.mul_(10.0)
+                return v * 1.0
+            elif case == "stale_output":
+                v = x[2:]
+                x.add_(1.0)
+                return v
+        return x * 1.0
+    a = np.arange(6, dtype=np.float32)
+    x_eager, x_comp = tj.tensor(a), tj.tensor(a)
+    cf = tj.compile(f, backend=backend)
+    with pytest.warns(RuntimeWarning, match="graph break"):
+        got = cf(x_comp)
+    want = f(x_eager)
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    np.testing.assert_array_equal(x_comp.numpy(), x_eager.numpy())
+
+
+def test_views_without_in_place_updates_still_compile(backend):
+    def f(x):
+        with tj.no_grad():
+            x.mul_(2.0)
+            v = x[1:].view(1, 5)      # made after the update: sees it
+        return v + x[:-1].view(1, 5)
+    x = tj.tensor(np.arange(6, dtype=np.float32))
+    cf = tj.compile(f, backend=backend)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = cf(x)
+    np.testing.assert_array_equal(got.numpy(), [[2.0, 6.0, 10.0, 14.0, 18.0]])
+    assert cf.compiles == 1
+
+
 def test_disable_and_eager_backend():
     calls = []
 

@@ -57,14 +57,24 @@ Tensor.absolute = Tensor.abs
 Tensor.negative = Tensor.neg
 
 
+def _scaled(name: str, other, alpha):
+    """other * alpha. alpha is a number, as in PyTorch; inside a compiled function a float
+    argument arrives as a traced 0-d tensor (`p.add_(buf, alpha=-lr)` with lr an argument)."""
+    if isinstance(alpha, Tensor):
+        if not (_tracer["active"] and alpha.ndim == 0):
+            raise TypeError(f"{name}(): argument 'alpha' must be Number, not Tensor")
+        return other * alpha
+    return other if alpha == 1 else other * alpha
+
+
 @both
 def add(self, other, *, alpha=1):
-    return apply(R["add"], self, other if alpha == 1 else other * alpha)
+    return apply(R["add"], self, _scaled("add", other, alpha))
 
 
 @both
 def sub(self, other, *, alpha=1):
-    return apply(R["sub"], self, other if alpha == 1 else other * alpha)
+    return apply(R["sub"], self, _scaled("sub", other, alpha))
 
 
 Tensor.subtract = Tensor.sub

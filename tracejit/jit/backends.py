@@ -43,7 +43,9 @@ def _dumper(directory: str, name: str):
     return dump
 
 
-def compile_graph(g, backend: str | None):
+def compile_graph(g, backend: str | None, inplace: dict | None = None):
+    """`inplace`: {output index: input index} of the function's in-place updates, which the
+    LLVM backend may write straight into the input's array (the others copy them back)."""
     backend = backend or default_backend()
     if backend == "interpret":
         from ..codegen.interpret import compile_graph as c
@@ -54,7 +56,7 @@ def compile_graph(g, backend: str | None):
         except ImportError as e:
             raise RuntimeError(f"backend 'llvm' is unavailable ({e}); install llvmlite or use "
                                f"backend='interpret'") from None
-        return c(g)
+        return c(g, inplace)
     if backend == "cuda":
         try:
             from ..codegen.cuda.backend import compile_graph as c

@@ -97,6 +97,8 @@ class CompiledFunction:
                 if entry.eager:
                     return self.fn(*args, **kwargs)
                 break
+        if entry.mutations and _aliased(entry, leaves):
+            return self.fn(*args, **kwargs)
         out = self._run(entry, leaves)
         if entry.debug_nans:
             out = self._check_nans(entry, out, args, kwargs, leaves)
@@ -303,7 +305,10 @@ class CompiledFunction:
         on_gpu = [t for t, (*_, k) in zip(entry.implicit, entry.implicit_guard)
                   if hasattr(k, "__tracejit_device__")]
         entry.backend, entry.to_host = _cuda.select_backend(self.backend, leaves + on_gpu)
-        entry.fwd = backends.compile_graph(fwd_graph, entry.backend)
+        # the forward's outputs n_user.. are the new values of the mutated inputs
+        inplace = {entry.n_user + m: i if kind == "arg" else len(leaves) + i
+                   for m, (kind, i) in enumerate(entry.mutations)}
+        entry.fwd = backends.compile_graph(fwd_graph, entry.backend, inplace)
         entry.bwd = backends.compile_graph(bwd_graph, entry.backend) if bwd_graph else None
         entry.t_codegen = time.perf_counter() - t3
         entry.stats = {"kernels_forward": len(getattr(entry.fwd, "kernels", ())),
@@ -388,6 +393,29 @@ class CompiledFunction:
             if e is entry:
                 del self.cache[k]
                 self.keys.remove(k)
+
+
+def _aliased(entry, leaves) -> bool:
+    """Whether a tensor the function modifies in place shares memory with another input (the
+    same tensor passed twice, two views of one buffer). The graph treats inputs as distinct,
+    so such a call runs eagerly, where the write is seen through the other input."""
+    arrays = [x._data for x in leaves if type(x) is not float] + \
+        [t._data for t in entry.implicit]
+    roots = []
+    for a in arrays:
+        while isinstance(a, np.ndarray) and a.base is not None:
+            a = a.base
+        roots.append(id(a))
+    if len(set(roots)) == len(roots):
+        return False
+    for kind, i in entry.mutations:
+        t = leaves[i] if kind == "arg" else entry.implicit[i]
+        r = t._data
+        while isinstance(r, np.ndarray) and r.base is not None:
+            r = r.base
+        if roots.count(id(r)) > 1:
+            return True
+    return False
 
 
 def _guard_text(cf, leaves, entry) -> str:

@@ -50,6 +50,12 @@ class Tracer:
         self._saved = None
         self.loc_override = None   # while building the backward: the forward op's location
         self.modules: list = []     # nn.Modules called during the trace (guarded on .training)
+        # Views made during the trace, id -> (view, base, times the base was modified when the
+        # view was made): eager views share their base's memory, traced values do not, so an
+        # in-place update of a view, or a view read after its base changed, breaks the graph
+        # (the call runs eagerly) rather than silently using stale values.
+        self.views: dict = {}
+        self.modified: dict = {}    # id(tensor) -> in-place updates during the trace
 
     # --- values ---
     def input(self, t: Tensor | None, type: TensorType, name: str, weak: bool = False) -> Tensor:
@@ -59,6 +65,11 @@ class Tracer:
         return cls._make(node, node.meta["rg"])
 
     def node_of(self, t: Tensor):
+        if self.views and id(t) in self.views:
+            _, base, seen = self.views[id(t)]
+            if self.modified.get(id(base), 0) != seen:
+                self.graph_break("a view (slice, reshape, transpose, detach, ...) read after its "
+                                 "base was modified in place")
         d = t._data
         if type(d) is not _ndarray and not _on_device(d):
             return d
@@ -89,7 +100,12 @@ class Tracer:
         node.meta["rg"] = rg
         node.meta["in_rg"] = tuple(a.requires_grad for a in args)
         # a traced result that requires grad is not a leaf (in-place rules depend on it)
-        return Tensor._make(node, rg, _TRACED if rg else None)
+        out = Tensor._make(node, rg, _TRACED if rg else None)
+        if _makes_view(op, params):
+            src = self.views.get(id(args[0]))
+            base = src[1] if src else args[0]
+            self.views[id(out)] = (out, base, self.modified.get(id(base), 0))
+        return out
 
     def module(self, m) -> None:
         if not any(x is m for x in self.modules):
@@ -102,6 +118,10 @@ class Tracer:
         raise GraphBreak(reason, user_location())
 
     def inplace(self, t: Tensor, result: Tensor):
+        if id(t) in self.views:
+            self.graph_break("in-place update of a view (slice, reshape, transpose, detach, ...) "
+                             "inside a compiled function")
+        self.modified[id(t)] = self.modified.get(id(t), 0) + 1
         if id(t) not in self.mutations:
             self.mutations[id(t)] = (t, t._data)
         if type(t._data) is _ndarray or _on_device(t._data):
@@ -129,6 +149,14 @@ class Tracer:
         for t, data in self.mutations.values():
             if type(data) is _ndarray or _on_device(data):
                 t._data = data
+
+
+def _makes_view(op, params: dict) -> bool:
+    """Whether eager gives a view of the first argument: movement ops but flip/copy/cat (flip
+    copies, as in PyTorch), basic indexing (ints, slices, None)."""
+    if op.kind == "movement":
+        return op.name not in ("flip", "copy", "cat")
+    return op.name == "index" and all(k[0] in "isn" for k in params["key"])
 
 
 class _TracedNode:

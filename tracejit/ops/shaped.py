@@ -219,7 +219,9 @@ def _index_put_vjp(g, out, base, value, *idx, key, accumulate):
 
 
 register(Op("index", "index", -1, infer=_index_infer,
-            eager=lambda x, *idx, key: x[numpy_key(key, idx)], vjp=_index_vjp,
+            # the trailing Ellipsis makes numpy return a 0-d view, not a scalar copy, when
+            # every dim is indexed by an int (x[0].fill_(1) must write into x, as in PyTorch)
+            eager=lambda x, *idx, key: x[numpy_key(key, idx) + (Ellipsis,)], vjp=_index_vjp,
             saves=tuple(range(1, 33)),
             static=("key",)))
 register(Op("index_put", "index", -1, infer=lambda bt, vt, *it, key, accumulate: bt,

@@ -28,10 +28,14 @@ from ...ops import REGISTRY
 logger = logging.getLogger("tracejit.codegen")
 
 
-def compile_graph(g: Graph) -> CompiledGraph:
-    """Fuse and compile `g`; the result maps input arrays to output arrays."""
+def compile_graph(g: Graph, inplace: dict | None = None) -> CompiledGraph:
+    """Fuse and compile `g`; the result maps input arrays to output arrays. `inplace`: {output
+    index: input index}, outputs that are the new value of an input written back by the caller
+    (a function's in-place updates); where it is safe the output is written over that input's
+    array and returned as that very array. The caller must not then pass, for such an input,
+    an array that shares memory with another input (the jit runs those calls eagerly)."""
     run, nchecks = onehot(g)
-    return CompiledGraph(g, fuse(run), nchecks)
+    return CompiledGraph(g, fuse(run), nchecks, inplace)
 
 
 class _NumpyKernel:
@@ -73,7 +77,8 @@ def _fake(node: Node) -> np.ndarray:
 
 
 class CompiledGraph:
-    def __init__(self, g: Graph, sched: Schedule, nchecks: int = 0) -> None:
+    def __init__(self, g: Graph, sched: Schedule, nchecks: int = 0,
+                 inplace: dict | None = None) -> None:
         from .launch import KernelLauncher
         self.graph, self.schedule, self._nchecks = g, sched, nchecks
         self._run = sched.graph       # g, or g rewritten with index checks as extra outputs
@@ -94,6 +99,7 @@ class CompiledGraph:
         self._spare: dict = {}
         self._plan_lifetimes()
         self._warm_up()
+        self._donors = self._plan_inplace(inplace or {}) if not nchecks else {}
         self._program()
 
     def _fallback(self, k: Kernel, e: Exception) -> _NumpyKernel:
@@ -123,6 +129,45 @@ class CompiledGraph:
                 if v not in out_ids and end < len(self._steps):
                     self._free_after[end].append(v)
         self._out_ids = out_ids
+
+    def _plan_inplace(self, inplace: dict) -> dict:
+        """{id(output): (input index, load operands)} for the in-place outputs a kernel may
+        write over their input's array: the kernel reads the input at the written index only,
+        nothing else reads it (or a view of it) from that kernel on, and the output is returned
+        once. Graphs with index checks keep copies: an error raised after the kernel would
+        leave the input half updated."""
+        run = self._run
+        out_ids = [id(o) for o in run.outputs]
+        donors: dict = {}
+        for oi, ii in inplace.items():
+            o, inp = run.outputs[oi], run.inputs[ii]
+            if out_ids.count(id(o)) != 1 or id(inp) in self._out_ids or o.type != inp.type:
+                continue
+            k = next((i for i, st in enumerate(self._steps) if st[0] == "k" and id(o) in st[3]),
+                     None)
+            if k is None:
+                continue
+            _, step, ins, outs, _ = self._steps[k]
+            j = outs.index(id(o))
+            if hasattr(step, "inplace_ok") and step.inplace_ok(j, inp) and \
+                    self._last_read(id(inp), k) < k:
+                loads = tuple(n for n, v in enumerate(ins) if v == id(inp))
+                donors[id(o)] = (ii, tuple((len(ins) + j, n) for n in loads))
+        return donors
+
+    def _last_read(self, v: int, skip: int = -1) -> int:
+        """The last step that reads value v or a view made of it, leaving out step `skip`'s
+        direct loads of v (not its loads of views); -1 when none does, len(steps) when a view
+        of it is returned (the outputs are read after the last step)."""
+        last = -1
+        for i, (kind, step, ins, outs, _) in enumerate(self._steps):
+            if v not in ins or i == skip:
+                continue
+            last = max(last, i)
+            if kind == "n" and step.op not in ("matmul", "cat"):     # may return a view of v
+                last = max(last, len(self._steps) if outs[0] in self._out_ids else
+                           self._last_read(outs[0]))
+        return last
 
     def _warm_up(self) -> None:
         """Compile every kernel for the layout contiguous inputs give (dry run on fakes)."""
@@ -165,7 +210,8 @@ class CompiledGraph:
                 exact = self._known_exact(i)
                 specs = [None if v in exact else (ld.value.type.dtype.np, ld.value.shape)
                          for v, ld in zip(ins, s.k.loads)]
-                o = [(v, sh, dt, v in self._out_ids) for v, (sh, dt) in zip(outs, types)]
+                o = [(v, sh, dt, v in self._out_ids, self._donors.get(v))
+                     for v, (sh, dt) in zip(outs, types)]
                 prog.append((True, s, ins, specs, o, free))
         self._prog = prog
         nout = len(run.outputs) - self._nchecks
@@ -200,6 +246,8 @@ class CompiledGraph:
                 raise TypeError(f"{self.graph.name}: input %{n.name} must be {n.type}, got "
                                 f"{a.dtype}{list(a.shape)}")
             env[key] = a
+        writable = [ii for ii, _ in self._donors.values() if type(arrays[ii]) is np.ndarray and
+                    arrays[ii].flags.writeable] if self._donors else ()
         pool = self._spare      # intermediate buffers, kept from call to call (see _take)
         fresh: set = set()
         for is_kernel, s, ins, extra, outs, free in self._prog:
@@ -227,8 +275,13 @@ class CompiledGraph:
                     env[outs] = r
             else:
                 out_arrays = []
-                for v, shape, dt, is_out in outs:
-                    if is_out:
+                alias: tuple = ()
+                for v, shape, dt, is_out, donor in outs:
+                    if donor is not None and donor[0] in writable:
+                        a = arrays[donor[0]]        # written in place (see _plan_inplace)
+                        fresh.add(id(a))
+                        alias += donor[1]
+                    elif is_out:
                         a = _fresh(shape, dt)
                         fresh.add(id(a))
                     else:
@@ -241,7 +294,10 @@ class CompiledGraph:
                     if spec is not None:
                         a = _conform(a, *spec)
                     loads.append(a)
-                s.run(loads, out_arrays)
+                if alias:
+                    s.run(loads, out_arrays, alias)
+                else:
+                    s.run(loads, out_arrays)
             for v in free:
                 a = env.pop(v)
                 pool.setdefault(a.nbytes, []).append(a)

@@ -66,6 +66,11 @@ class _Fn:
                 for i in range(1 + nd + nd * len(self.ptrs))]
         self.nsplit, self.shape = vals[0], vals[1:1 + nd]
         self.strides = [vals[1 + nd + o * nd:1 + nd + (o + 1) * nd] for o in range(len(self.ptrs))]
+        for o, src in low.alias:
+            # an output written over the array one of its loads reads at the same index: store
+            # through that load's pointer and strides, so LLVM sees one array (distance 0)
+            # rather than two noalias arguments that overlap
+            self.ptrs[o], self.strides[o] = self.ptrs[src], self.strides[src]
         self.scopes: list = [{}]
         self.lanes = 0               # > 0 while emitting an explicit vector loop (stream.py)
         self.cur_off: dict = {}      # operand -> element pointer inside the current inner loop
@@ -232,8 +237,8 @@ class _Fn:
 
 
 class _Lowering:
-    def __init__(self, k: Kernel, pattern: str, stream: bool = False) -> None:
-        self.k, self.pattern, self.stream = k, pattern, stream
+    def __init__(self, k: Kernel, pattern: str, stream: bool = False, alias: tuple = ()) -> None:
+        self.k, self.pattern, self.stream, self.alias = k, pattern, stream, alias
         self.mod = ir.Module()
         self.nload = len(k.loads)
         self.op_dtypes = [ld.value.type.dtype.name for ld in k.loads] + \
@@ -283,9 +288,10 @@ class _Lowering:
         f.flat(f.start, f.stop, list(range(self.nd)), ops, [], inner)
         f.b.ret_void()
 
-def lower(k: Kernel, pattern: str, stream: bool = False) -> tuple:
+def lower(k: Kernel, pattern: str, stream: bool = False, alias: tuple = ()) -> tuple:
     """(LLVM IR text, function names) of kernel k for one innermost-stride pattern; `stream`:
-    the non-temporal-store variant of a flat elementwise kernel (stream.py)."""
-    low = _Lowering(k, pattern, stream)
+    the non-temporal-store variant of a flat elementwise kernel (stream.py); `alias`: (store
+    operand, load operand) pairs of an elementwise kernel writing in place (same index map)."""
+    low = _Lowering(k, pattern, stream, alias)
     text = low.build()
     return text, ["main", "fin"] if low.split else ["main"]

@@ -104,11 +104,11 @@ class KernelLauncher:
     def __str__(self) -> str:
         return str(self.k)
 
-    def functions(self, pattern: str, stream: bool = False) -> dict:
-        key = pattern + "n" * stream
+    def functions(self, pattern: str, stream: bool = False, alias: tuple = ()) -> dict:
+        key = "".join(f"{o}={src}@" for o, src in alias) + pattern + "n" * stream
         fns = self.patterns.get(key)
         if fns is None:
-            text, names = lower(self.k, pattern, stream)
+            text, names = lower(self.k, pattern, stream, alias)
             fns = self.patterns[key] = _compile(text, names, self.nptr)
         return fns
 
@@ -121,15 +121,26 @@ class KernelLauncher:
         return all(c == "1" for c in pat[len(self.k.loads):]) and \
             min(a.itemsize for a in outs) >= 4 and sum(a.nbytes for a in outs) >= STREAM_MIN_BYTES
 
-    def plan(self, arrays: list) -> _Plan:
+    def plan(self, arrays: list, alias: tuple = ()) -> _Plan:
         """The plan for these operand arrays (loads then stores), cached by their strides."""
         key = tuple(a.strides for a in arrays)
+        if alias:
+            key = (key, alias)
         p = self.plans.get(key)
         if p is None:
-            p = self.plans[key] = self._make_plan(arrays)
+            p = self.plans[key] = self._make_plan(arrays, alias)
         return p
 
-    def _make_plan(self, arrays: list) -> _Plan:
+    def inplace_ok(self, store: int, load_value) -> bool:
+        """Whether store `store` may write over the array that `load_value` is read from: an
+        elementwise kernel whose every load of that value has the store's index map, so each
+        element is read before it is written, by the same thread."""
+        k = self.k
+        dims = k.stores[store].dims
+        return not k.is_reduce and all(ld.dims == dims for ld in k.loads
+                                       if ld.value is load_value)
+
+    def _make_plan(self, arrays: list, alias: tuple = ()) -> _Plan:
         k = self.k
         shape = k.shape
         strides = []
@@ -173,7 +184,7 @@ class KernelLauncher:
         p.meta = np.array(meta, dtype=np.int64)
         p.meta_ptr = p.meta.ctypes.data
         p.pattern = pat
-        p.fns = self.functions(pat, self._streams(arrays, dims, pat))
+        p.fns = self.functions(pat, self._streams(arrays, dims, pat), alias)
         p.nsplit = nsplit
         p.outputs = outer
         p.items = blocks * nsplit
@@ -182,9 +193,11 @@ class KernelLauncher:
         p.fin_grain = max(1, int(_CHUNK_NS / max(self.nacc * nsplit * 2.0, 1.0)))
         return p
 
-    def run(self, ins: list, outs: list) -> None:
+    def run(self, ins: list, outs: list, alias: tuple = ()) -> None:
+        """`alias`: (operand, operand) pairs, a store that is given a load's array to write
+        over (checked with inplace_ok by the caller)."""
         arrays = ins + outs
-        p = self.plan(arrays)
+        p = self.plan(arrays, alias)
         if p.items == 0:
             return
         ptrs = [address(a) for a in arrays]
