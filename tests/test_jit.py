@@ -311,6 +311,44 @@ def test_views_without_in_place_updates_still_compile(backend):
     assert cf.compiles == 1
 
 
+def test_closed_over_gradient_is_read_afresh_on_every_call(backend):
+    w = tj.ones(3, requires_grad=True)
+    cf = tj.compile(lambda: w.grad * 2.0, backend=backend)
+    for k in (1.0, 2.0, 3.0):
+        (w * k).sum().backward()
+        np.testing.assert_array_equal(cf().numpy(), np.full(3, 2 * k, np.float32))
+        w.grad = None
+    assert cf.compiles == 1
+    w.grad = None
+    # the trace assumed a gradient: without one the function retraces (and fails as eager)
+    with pytest.raises(TypeError):
+        cf()
+
+
+def test_grad_assignment_and_argument_grads_break_the_graph(backend):
+    w = tj.ones(2, requires_grad=True)
+
+    def clear(x):
+        w.grad = None
+        return x + 1
+
+    def read(x):
+        return x.grad
+    for fn in (clear, read):
+        with pytest.warns(RuntimeWarning, match="graph break"):
+            tj.compile(fn, backend=backend)(w if fn is read else tj.ones(2))
+
+
+def test_tensor_made_inside_and_updated_in_place(backend):
+    def f(x):
+        z = tj.zeros(3)
+        z.add_(x)
+        return z * 2
+    cf = tj.compile(f, backend=backend)
+    for k in (1.0, 2.0):
+        np.testing.assert_array_equal(cf(tj.full((3,), k)).numpy(), np.full(3, 2 * k))
+
+
 def test_disable_and_eager_backend():
     calls = []
 

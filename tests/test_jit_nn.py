@@ -98,3 +98,76 @@ def test_function_closing_over_module_guards_training_flag(backend):
         f(x)
     assert got == pytest.approx(want, rel=1e-5, abs=1e-5)
     assert f.compiles == 2  # train and eval, each compiled once
+
+
+def _opt_run(make_opt, compiled, backend, steps=5, between=None):
+    """Eager backward, then opt.step() (compiled or not); returns the parameters' values."""
+    tj.manual_seed(3)
+    model = tj.nn.Sequential(tj.nn.Linear(6, 8), tj.nn.Tanh(), tj.nn.Linear(8, 3))
+    opt = make_opt(model.parameters())
+    step = tj.compile(opt.step, backend=backend) if compiled else opt.step
+    rng = np.random.default_rng(0)
+    for i in range(steps):
+        x = tj.tensor(rng.standard_normal((16, 6)).astype(np.float32))
+        y = tj.tensor(rng.integers(0, 3, 16))
+        F.cross_entropy(model(x), y).backward()
+        if between is not None:
+            between(i, model, opt)
+        step()
+        opt.zero_grad()
+    return [p.detach().numpy().copy() for p in model.parameters()], step
+
+
+OPTIMIZERS = {
+    "sgd": lambda ps: tj.optim.SGD(ps, lr=0.1),
+    "momentum": lambda ps: tj.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-2),
+    "nesterov": lambda ps: tj.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    "rmsprop": lambda ps: tj.optim.RMSprop(ps, lr=0.01, momentum=0.5, centered=True),
+    "adam": lambda ps: tj.optim.Adam(ps, lr=0.01),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_compiled_optimizer_step_reads_each_steps_gradient(backend, name):
+    """A compiled step must read the gradient of this step (p.grad is a new tensor after each
+    backward) and the state its first, eager, step creates; never the traced-time ones."""
+    import warnings
+    want, _ = _opt_run(OPTIMIZERS[name], False, backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")       # Adam's step reads its step count: graph break
+        got, step = _opt_run(OPTIMIZERS[name], True, backend)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    if name != "adam":
+        assert step.compiles == 1             # the first step ran eagerly, the rest compiled
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_compiled_optimizer_step_follows_lr_changes_and_loaded_state(backend):
+    saved = {}
+
+    def between(i, model, opt):
+        for g in opt.param_groups:
+            g["lr"] = 0.1 / (i + 1)           # what an LR scheduler does
+        if i == 2:
+            saved["sd"] = opt.state_dict()
+        if i == 3:
+            opt.load_state_dict(saved["sd"])  # new state tensors
+    make = OPTIMIZERS["momentum"]
+    want, _ = _opt_run(make, False, backend, between=between)
+    got, _ = _opt_run(make, True, backend, between=between)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_compiled_step_with_a_gradient_that_comes_and_goes(backend):
+    def between(i, model, opt):
+        if i % 2:
+            model[0].bias.grad = None          # a parameter without a gradient this step
+    make = OPTIMIZERS["momentum"]
+    want, _ = _opt_run(make, False, backend, between=between)
+    got, _ = _opt_run(make, True, backend, between=between)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

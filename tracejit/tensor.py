@@ -73,7 +73,7 @@ def _on_device(d) -> bool:
 
 
 class Tensor:
-    __slots__ = ("_data", "requires_grad", "grad", "grad_fn", "_out_idx", "_version", "_base",
+    __slots__ = ("_data", "requires_grad", "_grad", "grad_fn", "_out_idx", "_version", "_base",
                  "_hooks", "__weakref__")
     __hash__ = object.__hash__
     __array_priority__ = 1000  # numpy defers binary operators to us
@@ -86,7 +86,7 @@ class Tensor:
         t = object.__new__(cls)
         t._data = data
         t.requires_grad = requires_grad
-        t.grad = None
+        t._grad = None
         t.grad_fn = grad_fn
         t._out_idx = 0
         t._version = [0] if version is None else version
@@ -219,6 +219,20 @@ class Tensor:
         return tensor_repr(self)
 
     # --- autograd ---
+    @property
+    def grad(self):
+        """The gradient that backward() accumulated into this leaf (None before), as in PyTorch.
+        A compiled function's trace sees every read and write (tracejit/jit/trace.py)."""
+        if _tracer["active"]:
+            _tracer["grad"](self, self._grad, False)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if _tracer["active"]:
+            _tracer["grad"](self, value, True)
+        self._grad = value
+
     def detach(self) -> "Tensor":
         if _tracer["active"]:
             return apply(REGISTRY["detach"], self)

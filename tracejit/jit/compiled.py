@@ -46,6 +46,7 @@ class Entry:
     backend = None
     to_host = False       # backend="cuda" called with CPU tensors: results come back to the host
     eager = False
+    retry = False         # a graph break that the next call retraces (see GraphBreak)
     bwd = None
     reason = None
 
@@ -88,20 +89,20 @@ class CompiledFunction:
             entry = self._miss(key, args, kwargs, leaves)
         if entry.eager:
             return self.fn(*args, **kwargs)
-        for t, (shape, dtype, rg, kind) in zip(entry.implicit, entry.implicit_guard):
-            if t._data.shape != shape or t.dtype is not dtype or t.requires_grad != rg or \
-                    type(t._data) is not kind:
-                # a closed-over tensor changed (e.g. a parameter was frozen): retrace
-                self._stale(entry)
-                entry = self._miss(key, args, kwargs, leaves)
-                if entry.eager:
-                    return self.fn(*args, **kwargs)
-                break
-        if entry.mutations and _aliased(entry, leaves):
+        imp = _implicit(entry)
+        if imp is None:
+            # a closed-over tensor changed (a parameter was frozen, a gradient appeared or
+            # went away): retrace
+            self._stale(entry)
+            entry = self._miss(key, args, kwargs, leaves)
+            if entry.eager:
+                return self.fn(*args, **kwargs)
+            imp = _implicit(entry)
+        if entry.mutations and _aliased(entry, leaves, imp):
             return self.fn(*args, **kwargs)
-        out = self._run(entry, leaves)
+        out = self._run(entry, leaves, imp)
         if entry.debug_nans:
-            out = self._check_nans(entry, out, args, kwargs, leaves)
+            out = self._check_nans(entry, out, args, kwargs, leaves, imp)
         return out
 
     def key(self, args: tuple, kwargs: dict) -> tuple:
@@ -135,6 +136,8 @@ class CompiledFunction:
             log_recompiles.debug("recompiling %s: %s", self.name, self._diff(key))
         n_mod = len(self._modules)
         entry = self._compile(args, kwargs, leaves)
+        if entry.retry:
+            return entry                  # not cached: the next call traces again
         if len(self._modules) != n_mod:  # the trace met new modules: key on their flags too
             key = key[:len(key) - (1 if n_mod else 0)] + (
                 tuple([m.training for m in self._modules]),)
@@ -222,6 +225,11 @@ class CompiledFunction:
                     self._modules.append(m)
         except GraphBreak as gb:
             tr.restore_mutated()
+            if gb.retry:
+                log_recompiles.debug("%s runs eagerly this call: %s at %s", self.name,
+                                     gb.reason, gb.loc)
+                entry.eager = entry.retry = True
+                return entry
             if self.fullgraph:
                 raise RuntimeError(f"tracejit.compile(fullgraph=True): graph break in "
                                    f"{self.name}: {gb.reason} at {gb.loc}. Remove the "
@@ -251,7 +259,10 @@ class CompiledFunction:
         mut_nodes = []
         for t, orig in tr.mutations.values():
             if type(orig) is _ndarray or _on_device(orig):
-                target = ("implicit", next(i for i, c in enumerate(tr.implicit) if c is t))
+                pos = next((i for i, c in enumerate(tr.implicit) if c is t), None)
+                if pos is None:
+                    continue  # a tensor made inside the function (tj.zeros(...))
+                target = ("implicit", pos)
             else:
                 pos = next((i for i, s in enumerate(sym) if s is t), None)
                 if pos is None:
@@ -261,6 +272,9 @@ class CompiledFunction:
             mut_nodes.append(t._data)
         primals = list(g.inputs)
         entry.implicit = list(tr.implicit)
+        entry.implicit_src = list(tr.implicit_src)
+        entry.grad_guards = list(tr.grad_reads.values())
+        entry.value_guards = list(tr.value_guards)
         # (a closed-over tensor written in place holds a traced value until restore_mutated)
         kinds = [type(tr.mutations[id(t)][1] if id(t) in tr.mutations else t._data)
                  for t in tr.implicit]
@@ -319,11 +333,11 @@ class CompiledFunction:
         log_guards.debug("guards for %s: %s", self.name, _guard_text(self, leaves, entry))
 
     # --- run ---
-    def _run(self, entry: Entry, leaves):
+    def _run(self, entry: Entry, leaves, imp: list):
         arrays = []
         for x in leaves:
             arrays.append(x._data if type(x) is not float else np.float64(x).reshape(()))
-        for t in entry.implicit:
+        for t in imp:
             arrays.append(t._data)
         outs = entry.fwd(arrays)
         self.last_stats = entry.stats
@@ -332,7 +346,7 @@ class CompiledFunction:
         results = [Tensor._make(a if not entry.to_host else a.copy_to_host())
                    for a in outs[:n]]
         if need:
-            prim = leaves + entry.implicit
+            prim = leaves + imp
             saved, saved_inputs = [], []
             for kind, j in entry.saved:
                 if kind == "input":
@@ -350,7 +364,7 @@ class CompiledFunction:
         # written back after the node took the versions of the inputs it saved: a backward
         # that reads an input the function itself modified raises, as in eager
         for (kind, i), new in zip(entry.mutations, outs[n:n + len(entry.mutations)]):
-            t = leaves[i] if kind == "arg" else entry.implicit[i]
+            t = leaves[i] if kind == "arg" else imp[i]
             if new is t._data:
                 pass          # the backend wrote it in place
             elif type(t._data) is _ndarray:
@@ -360,7 +374,7 @@ class CompiledFunction:
             t._version[0] += 1
         return _unspec(entry.out_spec, iter(results))
 
-    def _check_nans(self, entry, out, args, kwargs, leaves):
+    def _check_nans(self, entry, out, args, kwargs, leaves, imp):
         """TRACEJIT_DEBUG_NANS: a NaN/inf that eager does not produce is reported by op and
         file:line, and the eager result is returned instead."""
         got: list = []
@@ -374,7 +388,7 @@ class CompiledFunction:
         eager_bad = any(not np.all(np.isfinite(t._data)) for t in want
                         if t.dtype.is_floating_point)
         arrays = [x._data if type(x) is not float else np.float64(x).reshape(())
-                  for x in leaves] + [t._data for t in entry.implicit]
+                  for x in leaves] + [t._data for t in imp]
         from .explain import first_bad_node
         where = first_bad_node(entry.fwd_graph, arrays)
         if eager_bad:
@@ -395,12 +409,31 @@ class CompiledFunction:
                 self.keys.remove(k)
 
 
-def _aliased(entry, leaves) -> bool:
+def _implicit(entry) -> list | None:
+    """This call's closed-over tensors (a gradient is read through its owner: backward makes
+    a new one each step), or None when one no longer matches the trace."""
+    for owner, was_none in entry.grad_guards:
+        if (owner._grad is None) != was_none:
+            return None
+    for fn, expected, same in entry.value_guards:
+        v = fn()
+        if (v is not expected) if same else (v != expected):
+            return None
+    imp = entry.implicit
+    if entry.grad_guards:
+        imp = [t if src is None else src._grad for t, src in zip(imp, entry.implicit_src)]
+    for t, (shape, dtype, rg, kind) in zip(imp, entry.implicit_guard):
+        if t._data.shape != shape or t.dtype is not dtype or t.requires_grad != rg or \
+                type(t._data) is not kind:
+            return None
+    return imp
+
+
+def _aliased(entry, leaves, imp) -> bool:
     """Whether a tensor the function modifies in place shares memory with another input (the
     same tensor passed twice, two views of one buffer). The graph treats inputs as distinct,
     so such a call runs eagerly, where the write is seen through the other input."""
-    arrays = [x._data for x in leaves if type(x) is not float] + \
-        [t._data for t in entry.implicit]
+    arrays = [x._data for x in leaves if type(x) is not float] + [t._data for t in imp]
     roots = []
     for a in arrays:
         while isinstance(a, np.ndarray) and a.base is not None:
@@ -409,7 +442,7 @@ def _aliased(entry, leaves) -> bool:
     if len(set(roots)) == len(roots):
         return False
     for kind, i in entry.mutations:
-        t = leaves[i] if kind == "arg" else entry.implicit[i]
+        t = leaves[i] if kind == "arg" else imp[i]
         r = t._data
         while isinstance(r, np.ndarray) and r.base is not None:
             r = r.base

@@ -24,9 +24,13 @@ _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class GraphBreak(Exception):
-    def __init__(self, reason: str, loc: str) -> None:
+    """`retry`: the call runs eagerly and the next one traces again (state that the first
+    eager step creates, such as an optimizer's buffers), rather than every call of this
+    signature running eagerly."""
+
+    def __init__(self, reason: str, loc: str, retry: bool = False) -> None:
         super().__init__(f"{reason} at {loc}")
-        self.reason, self.loc = reason, loc
+        self.reason, self.loc, self.retry = reason, loc, retry
 
 
 def user_location() -> str:
@@ -56,6 +60,12 @@ class Tracer:
         # (the call runs eagerly) rather than silently using stale values.
         self.views: dict = {}
         self.modified: dict = {}    # id(tensor) -> in-place updates during the trace
+        # `.grad` reads: a gradient is read through its owner on every call (the owner's .grad
+        # is a new tensor after each backward), and whether it was None is guarded
+        self.grad_reads: dict = {}  # id(owner) -> (owner, grad was None)
+        self.grad_owner: dict = {}  # id(concrete gradient) -> the tensor it is the .grad of
+        self.implicit_src: list = []  # per implicit input: its owner when it is a .grad, or None
+        self.value_guards: list = []  # (fn, expected, compare by identity), see guard()
 
     # --- values ---
     def input(self, t: Tensor | None, type: TensorType, name: str, weak: bool = False) -> Tensor:
@@ -81,6 +91,7 @@ class Tracer:
                                      f"c{len(self.implicit)}")
             n.meta["rg"] = t.requires_grad
             self.implicit.append(t)
+            self.implicit_src.append(self.grad_owner.get(id(t)))
             self._implicit_node[id(t)] = n
         return n
 
@@ -114,8 +125,28 @@ class Tracer:
     def value(self, t: Tensor, what: str):
         raise GraphBreak(f"{what} needs the value of a traced tensor", user_location())
 
-    def graph_break(self, reason: str):
-        raise GraphBreak(reason, user_location())
+    def graph_break(self, reason: str, retry: bool = False):
+        raise GraphBreak(reason, user_location(), retry)
+
+    def guard(self, fn, expected) -> None:
+        """The trace is valid while fn() gives `expected` (equal for plain values, the same
+        object otherwise): a changed learning rate or a replaced optimizer state retraces."""
+        self.value_guards.append((fn, expected, not isinstance(
+            expected, (int, float, bool, str, tuple, type(None)))))
+
+    def grad(self, owner: Tensor, value, assign: bool) -> None:
+        """A read or a write of owner.grad during the trace."""
+        if assign:
+            self.graph_break("assigning .grad inside a compiled function (zero_grad(), "
+                             "p.grad = ...)")
+        if type(owner._data) is not _ndarray and not _on_device(owner._data):
+            if owner._data.op == "input":    # an argument's stand-in: its .grad is not visible
+                self.graph_break("reading .grad of an argument inside a compiled function")
+            return                           # an intermediate: None, as in eager
+        if id(owner) not in self.grad_reads:
+            self.grad_reads[id(owner)] = (owner, value is None)
+        if value is not None:
+            self.grad_owner[id(value)] = owner
 
     def inplace(self, t: Tensor, result: Tensor):
         if id(t) in self.views:
@@ -135,7 +166,8 @@ class Tracer:
     def __enter__(self):
         self._saved = dict(_tracer)
         _tracer.update(hook=self.hook, value=self.value, inplace=self.inplace,
-                       active=True, created=self.created, module=self.module)
+                       active=True, created=self.created, module=self.module, grad=self.grad,
+                       guard=self.guard)
         _tracer["break"] = self.graph_break
         return self
 

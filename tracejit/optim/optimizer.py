@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import autograd as ag
-from ..tensor import Tensor
+from ..tensor import Tensor, _tracer
 
 
 class _RequiredParameter:
@@ -90,10 +90,38 @@ class Optimizer:
     def _updates(self):
         """(group, param, gradient) for every parameter that has a gradient, the gradient
         negated for a group with maximize=True: the walk every step() makes."""
+        tracing = _tracer["active"]
+        if tracing:
+            self._guard_trace()
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
+                    if tracing and not self._state_ready(group, p):
+                        # the buffers a first step creates would escape the trace: this call
+                        # runs eagerly and the next one traces with them in place
+                        _tracer["break"]("the optimizer creates its state on its first step",
+                                         retry=True)
                     yield group, p, (-p.grad if group.get("maximize") else p.grad)
+
+    def _state_ready(self, group: dict, p: Tensor) -> bool:
+        """Whether p's state holds what step() reads (not created on this step)."""
+        return bool(self.state.get(p))
+
+    def _guard_trace(self) -> None:
+        """Inside tracejit.compile: the compiled step holds the hyperparameters as constants
+        and the state tensors by reference, so it is valid while they stay as traced (an LR
+        scheduler or load_state_dict makes the next call retrace)."""
+        guard = _tracer["guard"]
+        guard(lambda: self.state, self.state)
+        guard(lambda: len(self.param_groups), len(self.param_groups))
+        for group in self.param_groups:
+            for k, v in group.items():
+                guard(lambda g=group, k=k: g[k], v)
+            for p in group["params"]:
+                st = self.state.get(p)
+                guard(lambda p=p: self.state.get(p), st)
+                for k, v in (st or {}).items():
+                    guard(lambda st=st, k=k: st.get(k), v)
 
     def _closure(self, closure):
         if closure is None:

@@ -27,6 +27,9 @@ class SGD(Optimizer):
                                   "weight_decay": weight_decay, "nesterov": nesterov,
                                   "maximize": maximize})
 
+    def _state_ready(self, group: dict, p) -> bool:
+        return group["momentum"] == 0 or "momentum_buffer" in self.state.get(p, {})
+
     @ag.no_grad()
     def step(self, closure: Callable | None = None):
         loss = self._closure(closure)
