@@ -171,3 +171,77 @@ def test_compiled_step_with_a_gradient_that_comes_and_goes(backend):
     got, _ = _opt_run(make, True, backend, between=between)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _train_steps(compiled, backend, n=4, zero_first=False, opt_name="momentum"):
+    tj.manual_seed(5)
+    model = tj.nn.Sequential(tj.nn.Linear(6, 16), tj.nn.ReLU(), tj.nn.Linear(16, 3))
+    opt = OPTIMIZERS[opt_name](model.parameters())
+
+    def step(x, y):
+        if zero_first:
+            opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        if not zero_first:
+            opt.zero_grad()
+        return loss
+    fn = tj.compile(step, backend=backend) if compiled else step
+    rng = np.random.default_rng(1)
+    losses = []
+    for _ in range(n):
+        x = tj.tensor(rng.standard_normal((32, 6)).astype(np.float32))
+        y = tj.tensor(rng.integers(0, 3, 32))
+        losses.append(fn(x, y).item())
+    return losses, model, fn
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("zero_first", [False, True])
+@pytest.mark.parametrize("opt_name", ["sgd", "momentum", "rmsprop"])
+def test_whole_training_step_compiles_and_trains_like_eager(backend, zero_first, opt_name):
+    """forward, loss.backward(), opt.step() and zero_grad() in one compiled function: one
+    graph (the backward generated inside the trace), parameters and optimizer state updated in
+    place, .grad as eager leaves it."""
+    import warnings
+    want, m_e, _ = _train_steps(False, backend, zero_first=zero_first, opt_name=opt_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # no graph break
+        got, m_c, fn = _train_steps(True, backend, zero_first=zero_first, opt_name=opt_name)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    for a, b in zip(m_c.parameters(), m_e.parameters()):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-4, atol=1e-6)
+        if zero_first:
+            np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-6)
+        else:
+            assert a.grad is None and b.grad is None
+    assert fn.compiles == 1     # (with state to create, the first step ran eagerly)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backward_inside_accumulates_into_existing_grads(backend):
+    w = tj.ones(3, requires_grad=True)
+    x = tj.tensor([1.0, 2.0, 3.0], requires_grad=True)
+
+    def f(x):
+        (x * w * 2.0).sum().backward()
+        return x.grad * 1.0, w.grad * 1.0
+
+    cf = tj.compile(f, backend=backend)
+    gx, gw = cf(x)
+    np.testing.assert_array_equal(gx.numpy(), [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(w.grad.numpy(), [2.0, 4.0, 6.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0, 2.0])
+    # existing gradients accumulate, as in eager (w: traced path; x: an argument, run eagerly)
+    cf(x)
+    np.testing.assert_array_equal(w.grad.numpy(), [4.0, 8.0, 12.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [4.0, 4.0, 4.0])
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tj.compile(lambda a: a.sum().backward(), backend=backend)(tj.ones(2))
+    with pytest.raises(RuntimeError, match="second time"):
+        def twice(a):
+            s = (a * w).sum()
+            s.backward()
+            s.backward()
+        tj.compile(twice, backend=backend)(tj.ones(3))

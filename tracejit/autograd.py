@@ -381,11 +381,9 @@ def _node_hooks(node, slots, create_graph, taken):
 def zero_grads(params, set_to_none: bool = True) -> None:
     """What Module.zero_grad and Optimizer.zero_grad do to their parameters' .grad."""
     for p in params:
-        if p.grad is None:
-            continue
         if set_to_none:
-            p.grad = None
-        else:
+            p.grad = None    # unconditional: a compiled step need not guard on the old value
+        elif p.grad is not None:
             with no_grad():
                 p.grad.detach_().zero_()
 

@@ -292,8 +292,7 @@ class Tensor:
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         if _tracer["active"]:
-            _tracer["break"]("backward() inside a compiled function (compile the loss, call "
-                             "backward outside)")
+            return _tracer["backward"](self, gradient, retain_graph, create_graph, inputs)
         if gradient is None:
             if self.numel() != 1:
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs "

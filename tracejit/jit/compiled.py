@@ -98,7 +98,9 @@ class CompiledFunction:
             if entry.eager:
                 return self.fn(*args, **kwargs)
             imp = _implicit(entry)
-        if entry.mutations and _aliased(entry, leaves, imp):
+        if entry.mutations and _aliased(entry, leaves, imp) or \
+                entry.arg_grads and any(leaves[i]._grad is not None for i in entry.arg_grads):
+            # aliased inputs; an argument whose .grad backward() would accumulate into
             return self.fn(*args, **kwargs)
         out = self._run(entry, leaves, imp)
         if entry.debug_nans:
@@ -280,7 +282,19 @@ class CompiledFunction:
                  for t in tr.implicit]
         entry.implicit_guard = [(t.shape, t.dtype, t.requires_grad, k)
                                 for t, k in zip(tr.implicit, kinds)]
-        fwd_outputs = user_nodes + mut_nodes
+        # .grad assignments (backward() and zero_grad() inside): replayed after each call
+        entry.grad_sets, grad_nodes = [], []
+        for owner, val in tr.grad_effects():
+            pos = next((i for i, s in enumerate(sym) if s is owner), None)
+            target = ("arg", pos) if pos is not None else ("obj", owner)
+            if val is None:
+                entry.grad_sets.append((target, None))
+            else:
+                entry.grad_sets.append((target, len(user_nodes) + len(mut_nodes) +
+                                        len(grad_nodes)))
+                grad_nodes.append(tr.node_of(val))
+        entry.arg_grads = sorted(set(tr.arg_grads))
+        fwd_outputs = user_nodes + mut_nodes + grad_nodes
         entry.n_user = len(user_nodes)
         rg_inputs = [i for i, n in enumerate(primals) if n.meta.get("rg")]
         diff_out = [i for i, n in enumerate(user_nodes)
@@ -288,7 +302,9 @@ class CompiledFunction:
         entry.diff_out = diff_out
         entry.rg_inputs = rg_inputs
         t1 = time.perf_counter()
-        if ag._state["grad"] and rg_inputs and diff_out:
+        # after a backward() inside, the results are returned without a backward of their own
+        # (eager would refuse a second backward through the freed graph anyway)
+        if ag._state["grad"] and rg_inputs and diff_out and not tr.backwarded:
             with ag.no_grad():
                 tangents, grads = differentiate(tr, user_nodes, diff_out, primals, rg_inputs)
             entry.tangent_types = [(t.shape, t.dtype) for t in tangents]
@@ -372,6 +388,10 @@ class CompiledFunction:
             else:
                 t._data.copy_from(new)
             t._version[0] += 1
+        for (kind, x), pos in entry.grad_sets:
+            t = leaves[x] if kind == "arg" else x
+            t._grad = None if pos is None else Tensor._make(
+                outs[pos] if not entry.to_host else outs[pos].copy_to_host())
         return _unspec(entry.out_spec, iter(results))
 
     def _check_nans(self, entry, out, args, kwargs, leaves, imp):

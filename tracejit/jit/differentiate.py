@@ -23,6 +23,24 @@ def differentiate(tr, user_nodes, diff_out, primals, rg_inputs):
         tangents.append(t)
         tt = Tensor._make(t)
         seeds[id(n)] = tt if id(n) not in seeds else seeds[id(n)] + tt
+    grads = grads_of(tr, seeds, [primals[i] for i in rg_inputs])
+    out = []
+    for p, gr in zip([primals[i] for i in rg_inputs], grads):
+        if gr is not None:
+            d = gr._data
+            if d is p:
+                d = g.add("copy", [d], {}, d.type)
+            out.append(d if type(d) is not _ndarray else g.const(d))
+        else:
+            out.append(None)
+    return tangents, out
+
+
+def grads_of(tr, seeds: dict, wrt: list) -> list:
+    """Gradients (Tensors over graph nodes, or None) of the nodes `wrt`, backpropagating
+    `seeds` ({id(node): gradient Tensor}) through the traced graph so far: the generated
+    backward of a compiled function, and loss.backward() inside one."""
+    g = tr.graph
 
     def apply_vjp(node, grad):
         op = REGISTRY[node.op]
@@ -51,14 +69,4 @@ def differentiate(tr, user_nodes, diff_out, primals, rg_inputs):
     grads = reverse_accumulate(list(g.nodes), seeds, differentiable, apply_vjp,
                                lambda a, b: a + b)
     tr.loc_override = None
-    out = []
-    for i in rg_inputs:
-        gr = grads.get(id(primals[i]))
-        if gr is not None:
-            d = gr._data
-            if d is primals[i]:
-                d = g.add("copy", [d], {}, d.type)
-            out.append(d if type(d) is not _ndarray else g.const(d))
-        else:
-            out.append(None)
-    return tangents, out
+    return [grads.get(id(n)) for n in wrt]

@@ -66,13 +66,20 @@ class Tracer:
         self.grad_owner: dict = {}  # id(concrete gradient) -> the tensor it is the .grad of
         self.implicit_src: list = []  # per implicit input: its owner when it is a .grad, or None
         self.value_guards: list = []  # (fn, expected, compare by identity), see guard()
+        # loss.backward() inside the trace: .grad assignments are replayed after every call
+        self.stand_ins: list = []   # the traced stand-ins of the arguments, in order
+        self.grad_orig: dict = {}   # id(owner) -> (owner, .grad before the trace assigned it)
+        self.arg_grads: list = []   # arguments accumulated into: their .grad must start None
+        self.backwarded: dict = {}  # id(loss node) -> retain_graph
 
     # --- values ---
     def input(self, t: Tensor | None, type: TensorType, name: str, weak: bool = False) -> Tensor:
         node = self.graph.add_input(type, name)
         node.meta["rg"] = bool(t is not None and t.requires_grad)
         cls = WeakScalar if weak else Tensor
-        return cls._make(node, node.meta["rg"])
+        t = cls._make(node, node.meta["rg"])
+        self.stand_ins.append(t)
+        return t
 
     def node_of(self, t: Tensor):
         if self.views and id(t) in self.views:
@@ -137,8 +144,14 @@ class Tracer:
     def grad(self, owner: Tensor, value, assign: bool) -> None:
         """A read or a write of owner.grad during the trace."""
         if assign:
-            self.graph_break("assigning .grad inside a compiled function (zero_grad(), "
-                             "p.grad = ...)")
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad "
+                                f"of type {type(value).__name__}")
+            if id(owner) not in self.grad_orig:
+                self.grad_orig[id(owner)] = (owner, owner._grad)
+            return
+        if id(owner) in self.grad_orig:
+            return                           # what the trace itself assigned
         if type(owner._data) is not _ndarray and not _on_device(owner._data):
             if owner._data.op == "input":    # an argument's stand-in: its .grad is not visible
                 self.graph_break("reading .grad of an argument inside a compiled function")
@@ -147,6 +160,64 @@ class Tracer:
             self.grad_reads[id(owner)] = (owner, value is None)
         if value is not None:
             self.grad_owner[id(value)] = owner
+
+    def backward(self, loss: Tensor, gradient, retain_graph, create_graph, inputs) -> None:
+        """loss.backward() inside the trace: the generated backward of the graph so far,
+        accumulated into the .grad of the leaves (arguments and closed-over tensors) that
+        require grad, as eager's engine would."""
+        if create_graph or inputs is not None:
+            self.graph_break("backward(create_graph=True or inputs=...) inside a compiled "
+                             "function")
+        if not loss.requires_grad:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a "
+                               "grad_fn; call requires_grad_() on the inputs you differentiate "
+                               "with respect to, or compute the output with grad enabled")
+        node = self.node_of(loss)
+        if self.backwarded.get(id(node)) is False:
+            raise RuntimeError("Trying to backward through the graph a second time (or directly "
+                               "access saved tensors after they have already been freed). "
+                               "Specify retain_graph=True if you need to backward through the "
+                               "graph a second time.")
+        self.backwarded[id(node)] = bool(retain_graph)
+        if gradient is None:
+            if int(np.prod(node.shape)) != 1:
+                raise RuntimeError(f"grad can be implicitly created only for scalar outputs "
+                                   f"(this tensor has shape {tuple(node.shape)}); pass "
+                                   f"gradient= with the same shape, or reduce it (e.g. .sum())")
+            seed = Tensor._make(self.graph.const(np.ones(node.shape, node.dtype)))
+        else:
+            seed = gradient if isinstance(gradient, Tensor) else Tensor._make(
+                self.graph.const(np.asarray(gradient, node.dtype)))
+            if tuple(seed.shape) != tuple(node.shape):
+                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
+                                   f"{tuple(seed.shape)} and output[0] has a shape of "
+                                   f"{tuple(node.shape)}.")
+        owners = {id(t._data): t for t in self.stand_ins}
+        owners.update({id(n): self.implicit[i] for i, n in
+                       enumerate(self._implicit_node[id(t)] for t in self.implicit)})
+        wrt = [n for n in self.graph.inputs if n.meta.get("rg") and id(n) in owners]
+        from .differentiate import grads_of
+        with ag.no_grad():
+            grads = grads_of(self, {id(node): seed}, wrt)
+            for n, g in zip(wrt, grads):
+                if g is None:
+                    continue
+                if type(g._data) is _ndarray:
+                    g = Tensor._make(self.graph.const(g._data))
+                owner = owners[id(n)]
+                if id(owner) in self.grad_orig:
+                    cur = owner._grad
+                elif n.op == "input" and any(owner is t for t in self.stand_ins):
+                    self.arg_grads.append(next(i for i, t in enumerate(self.stand_ins)
+                                               if t is owner))
+                    cur = None                # guarded: the argument's .grad is None
+                else:
+                    cur = owner.grad          # read (and guarded) as the call finds it
+                owner.grad = g if cur is None else cur + g
+
+    def grad_effects(self) -> list:
+        """(owner, final .grad) of every tensor whose .grad the trace assigned."""
+        return [(owner, owner._grad) for owner, _ in self.grad_orig.values()]
 
     def inplace(self, t: Tensor, result: Tensor):
         if id(t) in self.views:
@@ -167,7 +238,7 @@ class Tracer:
         self._saved = dict(_tracer)
         _tracer.update(hook=self.hook, value=self.value, inplace=self.inplace,
                        active=True, created=self.created, module=self.module, grad=self.grad,
-                       guard=self.guard)
+                       guard=self.guard, backward=self.backward)
         _tracer["break"] = self.graph_break
         return self
 
@@ -177,10 +248,13 @@ class Tracer:
         return False
 
     def restore_mutated(self) -> None:
-        """Give mutated concrete tensors their arrays back (the trace wrote symbolic values)."""
+        """Give mutated concrete tensors their arrays back (the trace wrote symbolic values),
+        and every .grad the trace assigned its value from before."""
         for t, data in self.mutations.values():
             if type(data) is _ndarray or _on_device(data):
                 t._data = data
+        for owner, grad in self.grad_orig.values():
+            owner._grad = grad
 
 
 def _makes_view(op, params: dict) -> bool:

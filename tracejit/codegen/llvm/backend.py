@@ -99,7 +99,12 @@ class CompiledGraph:
         self._spare: dict = {}
         self._plan_lifetimes()
         self._warm_up()
-        self._donors = self._plan_inplace(inplace or {}) if not nchecks else {}
+        check_ids = {id(o) for o in self._run.outputs[len(self._run.outputs) - nchecks:]}
+        # index checks are raised as soon as their last one is computed, before any input is
+        # written in place (an error must leave the inputs as they were)
+        self._check_after = max((i for i, st in enumerate(self._steps)
+                                 if check_ids & set(st[3])), default=-1)
+        self._donors = self._plan_inplace(inplace or {})
         self._program()
 
     def _fallback(self, k: Kernel, e: Exception) -> _NumpyKernel:
@@ -132,10 +137,9 @@ class CompiledGraph:
 
     def _plan_inplace(self, inplace: dict) -> dict:
         """{id(output): (input index, load operands)} for the in-place outputs a kernel may
-        write over their input's array: the kernel reads the input at the written index only,
-        nothing else reads it (or a view of it) from that kernel on, and the output is returned
-        once. Graphs with index checks keep copies: an error raised after the kernel would
-        leave the input half updated."""
+        write over their input's array: the kernel runs after the index checks, reads the
+        input at the written index only, nothing else reads it (or a view of it) from that
+        kernel on, and the output is returned once."""
         run = self._run
         out_ids = [id(o) for o in run.outputs]
         donors: dict = {}
@@ -145,7 +149,7 @@ class CompiledGraph:
                 continue
             k = next((i for i, st in enumerate(self._steps) if st[0] == "k" and id(o) in st[3]),
                      None)
-            if k is None:
+            if k is None or k <= self._check_after:
                 continue
             _, step, ins, outs, _ = self._steps[k]
             j = outs.index(id(o))
@@ -250,7 +254,9 @@ class CompiledGraph:
                     arrays[ii].flags.writeable] if self._donors else ()
         pool = self._spare      # intermediate buffers, kept from call to call (see _take)
         fresh: set = set()
-        for is_kernel, s, ins, extra, outs, free in self._prog:
+        for i, (is_kernel, s, ins, extra, outs, free) in enumerate(self._prog):
+            if i == self._check_after + 1 and self._checks:
+                self._raise_bad_index(env)
             if not is_kernel:
                 if s.op == "const":
                     env[outs] = s.value
@@ -301,11 +307,8 @@ class CompiledGraph:
             for v in free:
                 a = env.pop(v)
                 pool.setdefault(a.nbytes, []).append(a)
-        for v in self._checks:
-            if env[v].any():
-                raise IndexError(f"{self.graph.name}: an index is out of bounds in a row-wise "
-                                 f"gather or scatter (x[arange(n)[:, None], idx]); check its "
-                                 f"values")
+        if self._checks and self._check_after == len(self._prog) - 1:
+            self._raise_bad_index(env)
         result = []
         for v, dt, o in self._outs:
             a = env[v] if v in env else _leaf(o)
@@ -315,6 +318,14 @@ class CompiledGraph:
                 a = np.array(a, dtype=dt, order="C", copy=True)
             result.append(a)
         return result
+
+
+    def _raise_bad_index(self, env: dict) -> None:
+        for v in self._checks:
+            if env[v].any():
+                raise IndexError(f"{self.graph.name}: an index is out of bounds in a row-wise "
+                                 f"gather or scatter (x[arange(n)[:, None], idx]); check its "
+                                 f"values")
 
 
 def _dry_view(n: Node, src) -> np.ndarray:

@@ -132,13 +132,15 @@ class KernelLauncher:
         return p
 
     def inplace_ok(self, store: int, load_value) -> bool:
-        """Whether store `store` may write over the array that `load_value` is read from: an
-        elementwise kernel whose every load of that value has the store's index map, so each
-        element is read before it is written, by the same thread."""
+        """Whether store `store` may write over the array that `load_value` is read from: every
+        load of that value has the store's index map, so each element is read before it is
+        written, by the same thread. In a reduction only a store of a reduced result (once per
+        output, after all passes, or in `fin` after every split) qualifies."""
         k = self.k
-        dims = k.stores[store].dims
-        return not k.is_reduce and all(ld.dims == dims for ld in k.loads
-                                       if ld.value is load_value)
+        st = k.stores[store]
+        if k.is_reduce and st.inner:
+            return False
+        return all(ld.dims == st.dims for ld in k.loads if ld.value is load_value)
 
     def _make_plan(self, arrays: list, alias: tuple = ()) -> _Plan:
         k = self.k
