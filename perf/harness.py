@@ -274,6 +274,8 @@ def run(ids: list, scale: str = "full", backend: str = "llvm", peers: list | Non
         head = f"[{i}/{len(workloads)}] {wl.id} {wl.name} {wl.size}"
         say(head)
         try:
+            if wl.case.reset is not None:
+                wl.case.reset()
             names, ref = wl.case.collect(wl.case.run(wl.case.fn))
         except Exception as exc:  # noqa: BLE001 - eager itself failed: a row saying so
             why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:200]

@@ -77,29 +77,6 @@ def _pick(name: str, fallback, notes: list):
     return f
 
 
-class _SGD:
-    """SGD with momentum as torch.optim.SGD (fallback while tj.optim is missing)."""
-
-    def __init__(self, params, lr: float, momentum: float) -> None:
-        self.params, self.lr, self.momentum = list(params), lr, momentum
-        self.bufs: list = [None] * len(self.params)
-
-    def step(self) -> None:
-        with tj.no_grad():
-            for i, p in enumerate(self.params):
-                if p.grad is None:
-                    continue
-                if self.bufs[i] is None:
-                    self.bufs[i] = p.grad.clone()
-                else:
-                    self.bufs[i].mul_(self.momentum).add_(p.grad)
-                p.sub_(self.bufs[i] * self.lr)
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-
 # --- builders -------------------------------------------------------------------------------
 def _t(a: np.ndarray, grad: bool = False, device: str = "cpu"):
     return tj.tensor(a, requires_grad=grad, device=device)
@@ -132,6 +109,25 @@ def w1(scale: str, rng: np.random.Generator, device: str) -> list[Workload]:
     return out
 
 
+def _mlp(data: dict, dims: tuple, device: str, ce):
+    """W2's model from `data`'s weights: (parameters, optimizer, loss function)."""
+    layers = [tj.nn.Linear(a, b) for a, b in pairwise(dims)]
+    with tj.no_grad():
+        for i, lin in enumerate(layers):
+            lin.weight.copy_(_t(data[f"w{i}"]))
+            lin.bias.copy_(_t(data[f"b{i}"]))
+            lin.to(device)
+    params = [p for lin in layers for p in (lin.weight, lin.bias)]
+    opt = tj.optim.SGD(params, lr=LR, momentum=MOMENTUM)
+
+    def loss(x, t):
+        h = x
+        for lin in layers[:-1]:
+            h = lin(h).relu()
+        return ce(layers[-1](h), t)
+    return params, opt, loss
+
+
 def w2(scale: str, rng: np.random.Generator, device: str) -> list[Workload]:
     t_ = partial(_t, device=device)
     batch, dims = (8, (64, 32, 32, 10)) if scale == "tiny" else (256, (784, 512, 512, 10))
@@ -144,47 +140,55 @@ def w2(scale: str, rng: np.random.Generator, device: str) -> list[Workload]:
         data[f"w{i}"] = rng.uniform(-bound, bound, (b, a)).astype(np.float32)
         data[f"b{i}"] = rng.uniform(-bound, bound, b).astype(np.float32)
     nl = len(dims) - 1
-    linear_cls, sgd_cls = _module_attr("nn", "Linear"), _module_attr("optim", "SGD")
-    if linear_cls is not None:
-        layers = [linear_cls(a, b) for a, b in pairwise(dims)]
-        with tj.no_grad():
-            for i, lin in enumerate(layers):
-                lin.weight.copy_(_t(data[f"w{i}"]))
-                lin.bias.copy_(_t(data[f"b{i}"]))
-                lin.to(device)
-        params = [p for lin in layers for p in (lin.weight, lin.bias)]
-    else:
-        notes.append("tj.nn.Linear missing: x @ w.t() + b with perf's own parameters")
-        params = [t_(data[f"{k}{i}"], True) for i in range(nl) for k in "wb"]
-
-        def linear(x, i):
-            return x.matmul(params[2 * i].t()) + params[2 * i + 1]
-        layers = [(lambda x, i=i: linear(x, i)) for i in range(nl)]
-    if sgd_cls is not None:
-        opt = sgd_cls(params, lr=LR, momentum=MOMENTUM)
-    else:
-        notes.append("tj.optim.SGD missing: perf's own momentum SGD used")
-        opt = _SGD(params, LR, MOMENTUM)
-
-    def loss(x, t):
-        h = x
-        for lin in layers[:-1]:
-            h = lin(h).relu()
-        return ce(layers[-1](h), t)
+    names = [f"{k}{i}" for i in range(nl) for k in "wb"]
+    params, opt, loss = _mlp(data, dims, device, ce)
 
     def after() -> None:
         opt.step()
         opt.zero_grad()
 
-    case = Case(loss, (t_(data["x"]), t_(data["t"])), params=params, after=after,
-                param_names=[f"{k}{i}" for i in range(nl) for k in "wb"])
+    args = (t_(data["x"]), t_(data["t"]))
+    case = Case(loss, args, params=params, after=after, param_names=names)
     pairs = list(pairwise(dims))
     fwd = sum(2 * batch * a * b for a, b in pairs)
     flops = 2 * fwd + sum(2 * batch * a * b for a, b in pairs[1:])  # dW all, dx not for input
     size = "-".join(map(str, dims)) + f" b{batch}"
-    return [Workload("W2", "mlp_step", size, case, "blas", flops,
-                     "loss = cross_entropy(mlp(x), t) fwd+bwd; SGD step + zero_grad eager",
-                     data, notes=notes)]
+    out = [Workload("W2", "mlp_step", size, case, "blas", flops,
+                    "loss = cross_entropy(mlp(x), t) fwd+bwd; SGD step + zero_grad eager",
+                    data, notes=notes)]
+    if device == "cpu":
+        out.append(_w2_whole_step(data, dims, ce, args, names, size, flops, notes))
+    return out
+
+
+def _w2_whole_step(data, dims, ce, args, names, size, flops, notes) -> Workload:
+    """W2 with the whole training step under tj.compile: forward, loss.backward(), the SGD
+    step, in one graph. One eager step first creates the momentum buffers (a compiled step is
+    traced with them); each checked call starts from the parameters and buffers after it, and
+    the peers from those parameters."""
+    params, opt, loss = _mlp(data, dims, "cpu", ce)
+
+    def train_step(x, t):
+        opt.zero_grad()
+        value = loss(x, t)
+        value.backward()
+        opt.step()
+        return value
+    train_step(*args)
+    saved = [(p, p.detach().clone()) for p in params] + \
+        [(opt.state[p]["momentum_buffer"], opt.state[p]["momentum_buffer"].clone())
+         for p in params]
+
+    def reset() -> None:
+        with tj.no_grad():
+            for t, v in saved:
+                t.copy_(v)
+    start = dict(data, **{n: p.detach().numpy().copy() for n, p in zip(names, params)})
+    case = Case(train_step, args, params=params, backward_inside=True, reset=reset,
+                param_names=names)
+    return Workload("W2", "mlp_step", size + " whole step", case, "blas", flops,
+                    "the whole training step: forward, loss.backward(), SGD step, zero_grad",
+                    start, headline=False, notes=notes)
 
 
 def w3(scale: str, rng: np.random.Generator, device: str) -> list[Workload]:

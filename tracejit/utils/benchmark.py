@@ -80,13 +80,19 @@ def time_fn(fn: Callable[[], Any], *, warmup: int = 2, reps: int | None = None,
                     target_s=target_s, number=number)[0]
 
 
+_BLOCK = 3     # timed repetitions per block when several functions are interleaved
+
+
 def time_fns(fns: Sequence[Callable[[], Any]], *, warmup: int = 2, reps: int | None = None,
              min_reps: int = 3, max_reps: int = 50, target_s: float = 0.5,
              number: int = 1) -> list[Timing]:
-    """Time several functions, their repetitions interleaved (a, b, a, b, ...).
+    """Time several functions, their repetitions interleaved in short blocks (a a a a b b b b
+    a a a a ...), the first call of each block untimed.
 
     On a shared machine the load drifts during a run; interleaving makes the drift fall on all
-    of them alike, so that their ratio (a speedup) stays fair. `target_s` is per function.
+    of them alike, so that their ratio (a speedup) stays fair. The untimed call re-warms the
+    caches the other function evicted, so each is timed warm, as a function timed alone (a
+    peer) is. `target_s` is per function.
     """
     rounds = max(warmup, 1) if reps is None else warmup
     est = 0.0  # seconds per repetition of all of them: the last warm-up round, timed
@@ -104,13 +110,17 @@ def time_fns(fns: Sequence[Callable[[], Any]], *, warmup: int = 2, reps: int | N
     enabled = gc.isenabled()
     gc.collect()
     gc.disable()  # a collection inside one repetition would be noise, not the function's cost
+    per_block = _BLOCK if len(fns) > 1 else reps
     try:
-        for _ in range(reps):
+        for _ in range(-(-reps // per_block)):
             for fn, ts in zip(fns, times):
-                t0 = time.perf_counter()
-                for _ in range(number):
+                if len(fns) > 1:
                     fn()
-                ts.append((time.perf_counter() - t0) / number)
+                for _ in range(min(per_block, reps - len(ts))):
+                    t0 = time.perf_counter()
+                    for _ in range(number):
+                        fn()
+                    ts.append((time.perf_counter() - t0) / number)
     finally:
         if enabled:
             gc.enable()
@@ -146,6 +156,10 @@ class Case:
     kwargs: dict = field(default_factory=dict)
     param_names: list | None = None  # for messages: "MISMATCH (... in grad w)"
     sync: Callable[[], Any] | None = None  # waits for queued device work (CUDA) before a clock
+    # restores what `fn` itself updates (a whole training step: parameters, optimizer state)
+    # before each checked call, so that eager and compiled start from the same state
+    reset: Callable[[], Any] | None = None
+    backward_inside: bool = False    # fn calls backward() itself (a whole training step)
 
     def __post_init__(self) -> None:
         if self.params is None:
@@ -156,7 +170,7 @@ class Case:
         for p in self.params:
             p.grad = None
         out = f(*self.args, **self.kwargs)
-        if self.backward:
+        if self.backward and not self.backward_inside:
             outs = [t for t in _tensors(out) if t.requires_grad]
             if not outs:
                 raise ValueError("backward=True but no output of the function requires grad")
@@ -343,8 +357,12 @@ def measure(case: Case, *, backend: str = "llvm", compiler: Callable | None = No
     timing = {"warmup": warmup, "min_reps": min_reps, "max_reps": max_reps,
               "target_s": target_s, "number": case.number}
     say("eager reference")
+    if reference is None and case.reset is not None:
+        case.reset()
     names, ref = reference or case.collect(case.run(case.fn))
     say("compiling (first call)")
+    if case.reset is not None:
+        case.reset()
     fc = compile_first_call(case, backend, compiler)
     res = Result(backend=fc.backend, status=fc.status, message=fc.message, detail=fc.detail)
     if fc.fn is not None:
