@@ -67,7 +67,9 @@ def test_cli_end_to_end_json(tmp_path, capsys):
 
 def test_every_workload_through_the_compiled_path(monkeypatch):
     rep = _run(["W1", "W2", "W3", "W4", "W5", "W7"], monkeypatch, _fake_compile())
-    assert [r.wl.id for r in rep.rows] == ["W1", "W2", "W3", "W4", "W5", "W7"]
+    # W2 twice: optimizer eager, and the whole training step compiled
+    assert [r.wl.id for r in rep.rows] == ["W1", "W2", "W2", "W3", "W4", "W5", "W7"]
+    assert rep.rows[2].wl.size.endswith("whole step")
     for row in rep.rows:
         r = row.result
         assert r.status == "ok", (row.wl.id, r.message)
