@@ -277,6 +277,7 @@ class CompiledFunction:
         entry.implicit_src = list(tr.implicit_src)
         entry.grad_guards = list(tr.grad_reads.values())
         entry.value_guards = list(tr.value_guards)
+        entry.lifted = bool(tr.lifted)
         # (a closed-over tensor written in place holds a traced value until restore_mutated)
         kinds = [type(tr.mutations[id(t)][1] if id(t) in tr.mutations else t._data)
                  for t in tr.implicit]
@@ -440,13 +441,21 @@ def _implicit(entry) -> list | None:
         if (v is not expected) if same else (v != expected):
             return None
     imp = entry.implicit
-    if entry.grad_guards:
-        imp = [t if src is None else src._grad for t, src in zip(imp, entry.implicit_src)]
+    if entry.grad_guards or entry.lifted:
+        imp = [t if src is None else src._grad if isinstance(src, Tensor) else _scalar(src())
+               for t, src in zip(imp, entry.implicit_src)]
+        if any(t is None for t in imp):
+            return None
     for t, (shape, dtype, rg, kind) in zip(imp, entry.implicit_guard):
         if t._data.shape != shape or t.dtype is not dtype or t.requires_grad != rg or \
                 type(t._data) is not kind:
             return None
     return imp
+
+
+def _scalar(v) -> Tensor | None:
+    """A lifted float's value for this call (None: no longer a number, retrace)."""
+    return Tensor._make(np.array(float(v))) if type(v) in (float, int) else None
 
 
 def _aliased(entry, leaves, imp) -> bool:

@@ -66,6 +66,7 @@ class Tracer:
         self.grad_owner: dict = {}  # id(concrete gradient) -> the tensor it is the .grad of
         self.implicit_src: list = []  # per implicit input: its owner when it is a .grad, or None
         self.value_guards: list = []  # (fn, expected, compare by identity), see guard()
+        self.lifted: dict = {}      # (id(dict), key) -> (dict, key, float value), see lift()
         # loss.backward() inside the trace: .grad assignments are replayed after every call
         self.stand_ins: list = []   # the traced stand-ins of the arguments, in order
         self.grad_orig: dict = {}   # id(owner) -> (owner, .grad before the trace assigned it)
@@ -134,6 +135,23 @@ class Tracer:
 
     def graph_break(self, reason: str, retry: bool = False):
         raise GraphBreak(reason, user_location(), retry)
+
+    def lift(self, d: dict, key) -> bool:
+        """Trace the float d[key] (an optimizer's learning rate) as a 0-d input read from d on
+        every call, so that changing it neither recompiles nor goes stale; False when it is
+        not a float (then the caller guards it)."""
+        k = (id(d), key)
+        if k in self.lifted:
+            return True
+        v = d[key]
+        if type(v) is not float:
+            return False
+        t = Tensor._make(np.array(v))           # read by reference, like a closed-over tensor
+        node = self.node_of(t)
+        self.implicit_src[-1] = lambda d=d, key=key: d[key]
+        self.lifted[k] = (d, key, v)
+        d[key] = WeakScalar._make(node, False)  # promotes like the Python float it stands for
+        return True
 
     def guard(self, fn, expected) -> None:
         """The trace is valid while fn() gives `expected` (equal for plain values, the same
@@ -238,7 +256,7 @@ class Tracer:
         self._saved = dict(_tracer)
         _tracer.update(hook=self.hook, value=self.value, inplace=self.inplace,
                        active=True, created=self.created, module=self.module, grad=self.grad,
-                       guard=self.guard, backward=self.backward)
+                       guard=self.guard, backward=self.backward, lift=self.lift)
         _tracer["break"] = self.graph_break
         return self
 
@@ -255,6 +273,8 @@ class Tracer:
                 t._data = data
         for owner, grad in self.grad_orig.values():
             owner._grad = grad
+        for d, key, v in self.lifted.values():
+            d[key] = v
 
 
 def _makes_view(op, params: dict) -> bool:

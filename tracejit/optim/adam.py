@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 
 from .. import autograd as ag
 from ..factories import tensor, zeros_like
-from ..tensor import Tensor
+from ..tensor import Tensor, _tracer
 from .optimizer import Optimizer
 
 
@@ -62,7 +62,9 @@ class Adam(Optimizer):
                     grad = grad.add(p, alpha=wd)
             _lerp_(exp_avg, grad, 1 - beta1)
             exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
-            step = float(step_t)
+            # inside tracejit.compile the count is a traced tensor: the bias corrections are
+            # then computed from it in float64, as Python computes them from float(step_t)
+            step = step_t.double() if _tracer["active"] else float(step_t)
             bias_correction1 = 1 - beta1 ** step
             bias_correction2 = 1 - beta2 ** step
             step_size = lr / bias_correction1

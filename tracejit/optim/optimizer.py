@@ -116,7 +116,10 @@ class Optimizer:
         guard(lambda: len(self.param_groups), len(self.param_groups))
         for group in self.param_groups:
             for k, v in group.items():
-                guard(lambda g=group, k=k: g[k], v)
+                # the learning rate is an input of the compiled step: a scheduler changing it
+                # does not recompile; the others steer Python branches (momentum != 0)
+                if not (k == "lr" and _tracer["lift"](group, k)):
+                    guard(lambda g=group, k=k: g[k], v)
             for p in group["params"]:
                 st = self.state.get(p)
                 guard(lambda p=p: self.state.get(p), st)
