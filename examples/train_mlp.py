@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dataset", choices=("iris", "spiral"), default="iris")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="a few epochs only (tests)")
+    parser.add_argument("--compile", action="store_true",
+                        help="compile the whole training step (forward, backward, Adam step)")
     args = parser.parse_args(argv)
     tj.manual_seed(0)
     if args.dataset == "iris":
@@ -110,16 +112,22 @@ def main(argv: list[str] | None = None) -> dict:
     sched = tj.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=lr / 20)
     batch = 16 if args.dataset == "iris" else 64
     n = len(ytr)
+
+    def train_step(x, y):
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    if args.compile:   # one graph per batch shape; the scheduler's lr is read on every call
+        train_step = tj.compile(train_step)
     t0 = time.perf_counter()
     for epoch in range(1, epochs + 1):
         perm = tj.randperm(n)
         total = 0.0
         for i in range(0, n, batch):
             idx = perm[i:i + batch]
-            loss = loss_fn(model(x_train[idx]), y_train[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            loss = train_step(x_train[idx], y_train[idx])
             total += loss.item() * len(idx)
         sched.step()
         if epoch == 1 or epoch % max(1, epochs // 10) == 0 or epoch == epochs:

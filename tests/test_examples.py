@@ -54,6 +54,18 @@ def test_train_mlp_quick(dataset):
     assert "reloaded: test accuracy" in out
 
 
+def test_train_mlp_with_the_whole_step_compiled_trains_as_eager(monkeypatch):
+    """Adam and a cosine LR schedule inside one compiled training step (two batch shapes):
+    the same losses as the eager loop, epoch by epoch, with no graph break (a warning)."""
+    monkeypatch.setenv("PYTHONWARNINGS", "error::RuntimeWarning")
+
+    def losses(*extra):
+        out = run("train_mlp.py", "--quick", "--dataset", "spiral", *extra)
+        return re.findall(r"epoch +\d+ +loss ([\d.]+)", out)
+    eager = losses()
+    assert len(eager) >= 3 and losses("--compile") == eager
+
+
 def test_char_rnn_quick_prints_progress_and_a_sample():
     out = run("char_rnn.py", "--quick", "--steps", "12")
     losses = [float(v) for v in re.findall(r"loss ([\d.]+) +\(smoothed", out)]

@@ -247,3 +247,21 @@ def test_backward_inside_accumulates_into_existing_grads(backend):
             s.backward()
             s.backward()
         tj.compile(twice, backend=backend)(tj.ones(3))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_scheduler_step_inside_a_compiled_step_runs_eagerly(backend):
+    p = tj.ones(2, requires_grad=True)
+    opt = tj.optim.SGD([p], lr=1.0)
+    sched = tj.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+
+    def step():
+        (p * p).sum().backward()
+        opt.step()
+        opt.zero_grad()
+        sched.step()
+    cf = tj.compile(step, backend=backend)
+    with pytest.warns(RuntimeWarning, match="scheduler"):
+        cf()
+    cf()
+    assert sched.last_epoch == 2 and opt.param_groups[0]["lr"] == 0.25

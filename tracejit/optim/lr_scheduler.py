@@ -10,6 +10,7 @@ import math
 import types
 from collections.abc import Callable
 
+from ..tensor import _tracer
 from .optimizer import Optimizer
 
 
@@ -38,6 +39,11 @@ class LRScheduler:
         return self._last_lr
 
     def step(self, epoch: int | None = None) -> None:
+        if _tracer["active"]:
+            # its counters are Python state that a compiled function would update only while
+            # tracing: the call runs eagerly (the learning rate it sets is read on every call)
+            _tracer["break"]("an LR scheduler's step() inside a compiled function (call it "
+                             "outside)")
         self._step_count += 1
         if epoch is None:
             self.last_epoch += 1
