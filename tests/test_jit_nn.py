@@ -265,3 +265,120 @@ def test_scheduler_step_inside_a_compiled_step_runs_eagerly(backend):
         cf()
     cf()
     assert sched.last_epoch == 2 and opt.param_groups[0]["lr"] == 0.25
+
+
+def _both(f, make, *, warns=False):
+    """f run eagerly and compiled on fresh state from make(); returns both results."""
+    import warnings
+    out = []
+    for compiled in (False, True):
+        state = make()
+        fn = tj.compile(lambda *a: f(state, *a)) if compiled else (lambda *a: f(state, *a))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore" if warns else "error")
+            for _ in range(2):
+                fn()
+            out.append(state)
+    return out
+
+
+@pytest.mark.parametrize("case", ["updated_then_backward", "two_steps", "nonleaf_closure",
+                                  "other_output"])
+def test_backward_inside_matches_eager_in_corner_cases(case):
+    def make():
+        w = tj.ones(3, requires_grad=True)
+        return {"w": w, "x": tj.tensor([1.0, 2.0, 3.0]), "h": w * 3.0}
+
+    def f(s):
+        w, x = s["w"], s["x"]
+        if case == "updated_then_backward":      # the gradient of the updated leaf
+            with tj.no_grad():
+                w.mul_(2)
+            (w * w * x).sum().backward()
+        elif case == "two_steps":                # two optimizer steps in one function
+            opt = s.setdefault("opt", tj.optim.SGD([w], lr=0.1))
+            for _ in range(2):
+                (w * w * x).sum().backward()
+                opt.step()
+                opt.zero_grad()
+        elif case == "nonleaf_closure":          # backward reaches a tensor with a history
+            (s["h"] * x).sum().backward(retain_graph=True)
+        elif case == "other_output":             # an output with a backward of its own
+            (w * x).sum().backward()
+            s["out"] = x * w
+            return
+        return None
+    eager, comp = _both(f, make, warns=case in ("nonleaf_closure", "other_output"))
+    np.testing.assert_allclose(comp["w"].detach().numpy(), eager["w"].detach().numpy())
+    g_e, g_c = eager["w"].grad, comp["w"].grad
+    assert (g_e is None) == (g_c is None)
+    if g_e is not None:
+        np.testing.assert_allclose(g_c.numpy(), g_e.numpy(), rtol=1e-6)
+
+
+def test_learning_rate_read_by_the_function_and_replaced_groups_follow_eager():
+    def make():
+        p = tj.ones(3, requires_grad=True)
+        return {"p": p, "opt": tj.optim.SGD([p], lr=1.0)}
+
+    def step(s):
+        p, opt = s["p"], s["opt"]
+        lr = opt.param_groups[0]["lr"]           # read before the optimizer reads it
+        loss = (p * p).sum() * lr
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss.detach()
+    for compiled in (False, True):
+        s = make()
+        fn = tj.compile(lambda: step(s)) if compiled else (lambda: step(s))
+        got = []
+        for lr in (0.5, 0.1, 0.01):
+            s["opt"].param_groups[0]["lr"] = lr
+            got.append(fn().item())
+        s["opt"].param_groups[0] = dict(s["opt"].param_groups[0], lr=0.0)   # a new dict
+        fn()
+        if not compiled:
+            want, p_want = got, s["p"].detach().numpy().copy()
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(s["p"].detach().numpy(), p_want, rtol=1e-6)
+
+
+def test_a_traced_value_that_escapes_says_so():
+    p = tj.ones(3, requires_grad=True)
+    opt = tj.optim.SGD([p], lr=0.1)
+    log = []
+
+    @tj.compile
+    def step():
+        (p * p).sum().backward()
+        opt.step()
+        opt.zero_grad()
+        log.append(opt.param_groups[0]["lr"])
+    step()
+    step()
+    with pytest.raises(RuntimeError, match="escaped the trace"):
+        float(log[-1])
+
+
+def test_contiguous_view_written_in_place_runs_eagerly():
+    def f(x):
+        with tj.no_grad():
+            x.contiguous().mul_(2.0)
+        return x * 1.0
+    x1, x2 = tj.ones(3), tj.ones(3)
+    with pytest.warns(RuntimeWarning, match="graph break"):
+        got = tj.compile(f)(x2)
+    np.testing.assert_array_equal(got.numpy(), f(x1).numpy())
+    np.testing.assert_array_equal(x2.numpy(), x1.numpy())
+
+
+def test_tensor_passed_in_and_closed_over_gets_both_gradients():
+    w = tj.ones(3, requires_grad=True)
+    x = tj.tensor([1.0, 2.0, 3.0])
+
+    def f(a):
+        (a * w * x).sum().backward()
+    cf = tj.compile(f)
+    cf(w)
+    np.testing.assert_array_equal(w.grad.numpy(), [2.0, 4.0, 6.0])   # eager: both uses

@@ -172,3 +172,29 @@ def test_kernel_writing_over_its_input_is_still_vectorised():
     (out,) = cg([xa, ya])
     assert out is xa                      # written over x, handed back as x itself
     np.testing.assert_array_equal(xa, want)
+
+
+@pytest.mark.parametrize("n", [8, 1 << 22])      # the large one writes with streaming stores
+def test_a_store_over_an_input_never_feeds_a_later_store(n):
+    """Every output of a kernel is computed before any is stored: `a.copy_(b)` writes over a,
+    and `b.add_(old a)` in the same kernel must still read the old a."""
+    def fib(a, b):
+        with tj.no_grad():
+            t = a.clone()
+            a.copy_(b)
+            b.add_(t)
+
+    def g(a, b):
+        with tj.no_grad():
+            old = a * 1.0
+            a.copy_(b * 3.0)
+            return old * 2.0 + b
+    for f in (fib, g):
+        cf = tj.compile(f)
+        a1, b1 = tj.arange(float(n)), tj.ones(n)
+        a2, b2 = a1.clone(), b1.clone()
+        want, got = f(a1, b1), cf(a2, b2)
+        np.testing.assert_array_equal(a2.numpy(), a1.numpy())
+        np.testing.assert_array_equal(b2.numpy(), b1.numpy())
+        if want is not None:
+            np.testing.assert_array_equal(got.numpy(), want.numpy())

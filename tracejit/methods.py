@@ -253,7 +253,10 @@ def clone(self, *, memory_format=None):
 def contiguous(self, memory_format=None):
     if not self._is_symbolic and self._data.flags.c_contiguous:
         return self
-    return apply(R["copy"], self)
+    out = apply(R["copy"], self)
+    if _tracer["active"]:
+        _tracer["alias"](out, self)     # eager may return self: writes to it must not be lost
+    return out
 
 
 @method

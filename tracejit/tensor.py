@@ -159,6 +159,8 @@ class Tensor:
             if _on_device(self._data):
                 from . import cuda
                 return cuda.value(self._data, what)
+            if not _tracer["active"]:
+                raise _escaped()
             return _tracer["value"](self, what)
         return self._data
 
@@ -432,6 +434,14 @@ def _created(t: Tensor) -> Tensor:
     return t
 
 
+def _escaped() -> RuntimeError:
+    return RuntimeError(
+        "this tensor was made while tracejit.compile traced a function and has no value: it "
+        "escaped the trace (stored in a list, an attribute, a dict such as an optimizer's "
+        "param_groups read inside the function). Return it from the compiled function instead, "
+        "or read it outside")
+
+
 def apply(op, *args, **params):
     """Run one op-table entry on Tensors (the single dispatch point)."""
     kind = op.kind
@@ -459,6 +469,8 @@ def apply(op, *args, **params):
         # numpy refuses CUDA arrays (TypeError): run the op on the GPU instead. Only here, so
         # the numpy path pays nothing for CUDA support.
         if not any(_on_device(d) for d in datas):
+            if any(a._is_symbolic for a in args):
+                raise _escaped() from None
             raise
         from . import cuda
         out = cuda.run(op, datas, params)

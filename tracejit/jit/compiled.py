@@ -98,9 +98,12 @@ class CompiledFunction:
             if entry.eager:
                 return self.fn(*args, **kwargs)
             imp = _implicit(entry)
-        if entry.mutations and _aliased(entry, leaves, imp) or \
-                entry.arg_grads and any(leaves[i]._grad is not None for i in entry.arg_grads):
-            # aliased inputs; an argument whose .grad backward() would accumulate into
+        if (entry.mutations or entry.grad_sets) and _aliased(entry, leaves, imp) or \
+                entry.arg_grads and any(leaves[i]._grad is not None for i in entry.arg_grads) or \
+                entry.backward_leaves and any((leaves[i] if k == "arg" else imp[i]).grad_fn
+                                              is not None for k, i in entry.backward_leaves):
+            # aliased inputs; an argument whose .grad backward() would accumulate into; a
+            # tensor backward() treated as a leaf that now has a history
             return self.fn(*args, **kwargs)
         out = self._run(entry, leaves, imp)
         if entry.debug_nans:
@@ -209,6 +212,8 @@ class CompiledFunction:
         names = self._argnames
         try:
             with tr:
+                tr.arg_nonleaf = {i for i, x in enumerate(leaves)
+                                  if isinstance(x, Tensor) and x.grad_fn is not None}
                 sym = []
                 for i, x in enumerate(leaves):
                     nm = names[i] if i < len(names) else f"a{i}"
@@ -295,6 +300,11 @@ class CompiledFunction:
                                         len(grad_nodes)))
                 grad_nodes.append(tr.node_of(val))
         entry.arg_grads = sorted(set(tr.arg_grads))
+        entry.backward_leaves = list(tr.backward_leaves)
+        if tr.backwarded and any(n.meta.get("rg") and id(n) not in tr.backwarded
+                                 for n in user_nodes):
+            tr.graph_break("a compiled function that calls backward() returns another tensor "
+                           "that requires grad (return it detached, or call backward outside)")
         fwd_outputs = user_nodes + mut_nodes + grad_nodes
         entry.n_user = len(user_nodes)
         rg_inputs = [i for i, n in enumerate(primals) if n.meta.get("rg")]
@@ -470,6 +480,8 @@ def _aliased(entry, leaves, imp) -> bool:
         roots.append(id(a))
     if len(set(roots)) == len(roots):
         return False
+    if entry.grad_sets:
+        return True           # one tensor as two inputs: its gradient would be split
     for kind, i in entry.mutations:
         t = leaves[i] if kind == "arg" else imp[i]
         r = t._data

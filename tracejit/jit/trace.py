@@ -71,6 +71,11 @@ class Tracer:
         self.stand_ins: list = []   # the traced stand-ins of the arguments, in order
         self.grad_orig: dict = {}   # id(owner) -> (owner, .grad before the trace assigned it)
         self.arg_grads: list = []   # arguments accumulated into: their .grad must start None
+        self.arg_nonleaf: set = set()   # arguments computed outside with a history (set by
+                                        # the caller): backward() cannot reach into it
+        self.implicit_leaf: list = []   # per implicit input: a leaf (no history) when met
+        self.history: dict = {}     # id(tensor) -> the nodes in-place updates gave it
+        self.backward_leaves: list = []  # ("arg" | "imp", index) accumulated into by backward
         self.backwarded: dict = {}  # id(loss node) -> retain_graph
 
     # --- values ---
@@ -100,6 +105,7 @@ class Tracer:
             n.meta["rg"] = t.requires_grad
             self.implicit.append(t)
             self.implicit_src.append(self.grad_owner.get(id(t)))
+            self.implicit_leaf.append(t.grad_fn is None)
             self._implicit_node[id(t)] = n
         return n
 
@@ -121,9 +127,7 @@ class Tracer:
         # a traced result that requires grad is not a leaf (in-place rules depend on it)
         out = Tensor._make(node, rg, _TRACED if rg else None)
         if _makes_view(op, params):
-            src = self.views.get(id(args[0]))
-            base = src[1] if src else args[0]
-            self.views[id(out)] = (out, base, self.modified.get(id(base), 0))
+            self.alias(out, args[0])
         return out
 
     def module(self, m) -> None:
@@ -143,14 +147,15 @@ class Tracer:
         k = (id(d), key)
         if k in self.lifted:
             return True
-        v = d[key]
+        v = dict.__getitem__(d, key)            # (d may hook reads of key: a _ParamGroup)
         if type(v) is not float:
             return False
         t = Tensor._make(np.array(v))           # read by reference, like a closed-over tensor
         node = self.node_of(t)
-        self.implicit_src[-1] = lambda d=d, key=key: d[key]
+        self.implicit_src[-1] = lambda d=d, key=key: dict.__getitem__(d, key)
         self.lifted[k] = (d, key, v)
-        d[key] = WeakScalar._make(node, False)  # promotes like the Python float it stands for
+        # promotes like the Python float it stands for
+        dict.__setitem__(d, key, WeakScalar._make(node, False))
         return True
 
     def guard(self, fn, expected) -> None:
@@ -170,8 +175,9 @@ class Tracer:
             return
         if id(owner) in self.grad_orig:
             return                           # what the trace itself assigned
-        if type(owner._data) is not _ndarray and not _on_device(owner._data):
-            if owner._data.op == "input":    # an argument's stand-in: its .grad is not visible
+        d = self.mutations[id(owner)][1] if id(owner) in self.mutations else owner._data
+        if type(d) is not _ndarray and not _on_device(d):
+            if any(owner is t for t in self.stand_ins):   # an argument: its .grad is not seen
                 self.graph_break("reading .grad of an argument inside a compiled function")
             return                           # an intermediate: None, as in eager
         if id(owner) not in self.grad_reads:
@@ -210,28 +216,43 @@ class Tracer:
                 raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
                                    f"{tuple(seed.shape)} and output[0] has a shape of "
                                    f"{tuple(node.shape)}.")
-        owners = {id(t._data): t for t in self.stand_ins}
-        owners.update({id(n): self.implicit[i] for i, n in
-                       enumerate(self._implicit_node[id(t)] for t in self.implicit)})
-        wrt = [n for n in self.graph.inputs if n.meta.get("rg") and id(n) in owners]
+        # the tensors from outside that require grad, with every value each has had in the
+        # trace (its input, then each in-place update under no_grad): the leaf gathers the
+        # gradient of all of them, as eager's AccumulateGrad does
+        owners = [(t, "arg", i, self.graph.inputs[i]) for i, t in enumerate(self.stand_ins)]
+        owners += [(t, "imp", j, self._implicit_node[id(t)]) for j, t in enumerate(self.implicit)]
+        owners = [(t, kind, i, [n] + self.history.get(id(t), []))
+                  for t, kind, i, n in owners if n.meta.get("rg")]
         from .differentiate import grads_of
         with ag.no_grad():
-            grads = grads_of(self, {id(node): seed}, wrt)
-            for n, g in zip(wrt, grads):
+            grads = iter(grads_of(self, {id(node): seed}, [n for *_, ns in owners for n in ns]))
+            for owner, kind, i, nodes in owners:
+                g = None
+                for gn in [next(grads) for _ in nodes]:
+                    if gn is not None:
+                        if type(gn._data) is _ndarray:
+                            gn = Tensor._make(self.graph.const(gn._data))
+                        g = gn if g is None else g + gn
                 if g is None:
                     continue
-                if type(g._data) is _ndarray:
-                    g = Tensor._make(self.graph.const(g._data))
-                owner = owners[id(n)]
+                if i in self.arg_nonleaf if kind == "arg" else not self.implicit_leaf[i]:
+                    self.graph_break("backward() inside a compiled function reaches a tensor "
+                                     "computed outside it (not a leaf)")
+                self.backward_leaves.append((kind, i))
                 if id(owner) in self.grad_orig:
                     cur = owner._grad
-                elif n.op == "input" and any(owner is t for t in self.stand_ins):
-                    self.arg_grads.append(next(i for i, t in enumerate(self.stand_ins)
-                                               if t is owner))
+                elif kind == "arg":
+                    self.arg_grads.append(i)
                     cur = None                # guarded: the argument's .grad is None
                 else:
                     cur = owner.grad          # read (and guarded) as the call finds it
                 owner.grad = g if cur is None else cur + g
+
+    def alias(self, out: Tensor, src: Tensor) -> None:
+        """Mark `out` as a view of `src`: eager may hand back src itself (contiguous())."""
+        v = self.views.get(id(src))
+        base = v[1] if v else src
+        self.views[id(out)] = (out, base, self.modified.get(id(base), 0))
 
     def grad_effects(self) -> list:
         """(owner, final .grad) of every tensor whose .grad the trace assigned."""
@@ -247,6 +268,7 @@ class Tracer:
         if type(t._data) is _ndarray or _on_device(t._data):
             self.node_of(t)  # a closed-over tensor: make sure it is an implicit input
         t._data = self.node_of(result)
+        self.history.setdefault(id(t), []).append(t._data)
         if result.requires_grad:
             t.requires_grad = True
             t.grad_fn = None
@@ -256,7 +278,8 @@ class Tracer:
         self._saved = dict(_tracer)
         _tracer.update(hook=self.hook, value=self.value, inplace=self.inplace,
                        active=True, created=self.created, module=self.module, grad=self.grad,
-                       guard=self.guard, backward=self.backward, lift=self.lift)
+                       guard=self.guard, backward=self.backward, lift=self.lift,
+                       alias=self.alias)
         _tracer["break"] = self.graph_break
         return self
 
@@ -274,7 +297,7 @@ class Tracer:
         for owner, grad in self.grad_orig.values():
             owner._grad = grad
         for d, key, v in self.lifted.values():
-            d[key] = v
+            dict.__setitem__(d, key, v)
 
 
 def _makes_view(op, params: dict) -> bool:

@@ -25,6 +25,20 @@ class _RequiredParameter:
 required = _RequiredParameter()
 
 
+class _ParamGroup(dict):
+    """A parameter group. Inside tracejit.compile, reading its "lr" (in the optimizer or in the
+    user's function) traces it as an input read from this dict on every call (Tracer.lift)."""
+    __slots__ = ()
+
+    def __getitem__(self, key):
+        if key == "lr" and _tracer["active"]:
+            _tracer["lift"](self, key)
+        return dict.__getitem__(self, key)
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
 class Optimizer:
     """Base class: `Optimizer(params, defaults)`; params is an iterable of Tensors or of dicts
     (parameter groups with per-group options)."""
@@ -66,7 +80,7 @@ class Optimizer:
             if not p.is_leaf:
                 raise ValueError("can't optimize a non-leaf Tensor (optimize the leaf it was "
                                  "computed from, or use .detach().requires_grad_())")
-        group = dict(param_group, params=params)
+        group = _ParamGroup(param_group, params=params)
         for name, default in self.defaults.items():
             if default is required and name not in group:
                 raise ValueError(f"parameter group didn't specify a value of required "
@@ -113,8 +127,10 @@ class Optimizer:
         scheduler or load_state_dict makes the next call retrace)."""
         guard = _tracer["guard"]
         guard(lambda: self.state, self.state)
+        guard(lambda: self.param_groups, self.param_groups)
         guard(lambda: len(self.param_groups), len(self.param_groups))
-        for group in self.param_groups:
+        for i, group in enumerate(self.param_groups):
+            guard(lambda i=i: self.param_groups[i], group)
             for k, v in group.items():
                 # the learning rate is an input of the compiled step: a scheduler changing it
                 # does not recompile; the others steer Python branches (momentum != 0)
@@ -163,7 +179,7 @@ class Optimizer:
                 continue
             p = by_index[k]
             self.state[p] = {name: _cast_state(name, v, p) for name, v in values.items()}
-        self.param_groups = [dict(s, params=g["params"]) for g, s in zip(groups, saved)]
+        self.param_groups = [_ParamGroup(s, params=g["params"]) for g, s in zip(groups, saved)]
 
     def __getstate__(self):
         return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}

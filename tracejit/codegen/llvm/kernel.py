@@ -228,6 +228,13 @@ class _Fn:
         else:
             self.b.store(v, ptr)
 
+    def store_inner(self, stores: list) -> None:
+        """The stores of the current element: every value is computed before the first store,
+        so an output written over an input (alias) cannot feed a later store's load."""
+        vals = [self.value(self.k.stores[s].step) for s in stores]
+        for s, v in zip(stores, vals):
+            self.store(s, v, self.cur_off[self.low.nload + s])
+
     def store_outer(self, stores: list) -> None:
         self.prepare([self.k.stores[s].step for s in stores])
         for s in stores:
@@ -280,8 +287,7 @@ class _Lowering:
 
         def inner(rowptr, cnt, accs, last):
             def each(_):
-                for s in stores:
-                    f.store(s, f.value(self.k.stores[s].step), f.cur_off[self.nload + s])
+                f.store_inner(stores)
                 return []
             f.elements(rowptr, last, _c(0), cnt, [], each)
             return []

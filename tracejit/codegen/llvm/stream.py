@@ -47,8 +47,7 @@ def lower_stream(low, Fn) -> None:
     rowptr = {o: f.ptrs[o] for o in ops}
 
     def each(_):
-        for s in stores:
-            f.store(s, f.value(k.stores[s].step), f.cur_off[nl + s])
+        f.store_inner(stores)
         return []
 
     def vector(t, _):
