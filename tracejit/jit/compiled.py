@@ -89,7 +89,7 @@ class CompiledFunction:
             entry = self._miss(key, args, kwargs, leaves)
         if entry.eager:
             return self.fn(*args, **kwargs)
-        imp = _implicit(entry)
+        imp = _implicit(entry) if entry.guarded else entry.implicit
         if imp is None:
             # a closed-over tensor changed (a parameter was frozen, a gradient appeared or
             # went away): retrace
@@ -98,12 +98,7 @@ class CompiledFunction:
             if entry.eager:
                 return self.fn(*args, **kwargs)
             imp = _implicit(entry)
-        if (entry.mutations or entry.grad_sets) and _aliased(entry, leaves, imp) or \
-                entry.arg_grads and any(leaves[i]._grad is not None for i in entry.arg_grads) or \
-                entry.backward_leaves and any((leaves[i] if k == "arg" else imp[i]).grad_fn
-                                              is not None for k, i in entry.backward_leaves):
-            # aliased inputs; an argument whose .grad backward() would accumulate into; a
-            # tensor backward() treated as a leaf that now has a history
+        if entry.side_effects and _needs_eager(entry, leaves, imp):
             return self.fn(*args, **kwargs)
         out = self._run(entry, leaves, imp)
         if entry.debug_nans:
@@ -301,6 +296,8 @@ class CompiledFunction:
                 grad_nodes.append(tr.node_of(val))
         entry.arg_grads = sorted(set(tr.arg_grads))
         entry.backward_leaves = list(tr.backward_leaves)
+        entry.side_effects = bool(entry.mutations or entry.grad_sets)
+        entry.guarded = bool(entry.implicit or entry.grad_guards or entry.value_guards)
         if tr.backwarded and any(n.meta.get("rg") and id(n) not in tr.backwarded
                                  for n in user_nodes):
             tr.graph_break("a compiled function that calls backward() returns another tensor "
@@ -388,8 +385,14 @@ class CompiledFunction:
                 r.requires_grad = True
                 r.grad_fn = node
                 r._out_idx = k
+        if entry.side_effects:
+            self._write_back(entry, leaves, imp, outs)
+        return _unspec(entry.out_spec, iter(results))
+
+    def _write_back(self, entry, leaves, imp, outs) -> None:
         # written back after the node took the versions of the inputs it saved: a backward
         # that reads an input the function itself modified raises, as in eager
+        n = entry.n_user
         for (kind, i), new in zip(entry.mutations, outs[n:n + len(entry.mutations)]):
             t = leaves[i] if kind == "arg" else imp[i]
             if new is t._data:
@@ -403,7 +406,6 @@ class CompiledFunction:
             t = leaves[x] if kind == "arg" else x
             t._grad = None if pos is None else Tensor._make(
                 outs[pos] if not entry.to_host else outs[pos].copy_to_host())
-        return _unspec(entry.out_spec, iter(results))
 
     def _check_nans(self, entry, out, args, kwargs, leaves, imp):
         """TRACEJIT_DEBUG_NANS: a NaN/inf that eager does not produce is reported by op and
@@ -438,6 +440,15 @@ class CompiledFunction:
             if e is entry:
                 del self.cache[k]
                 self.keys.remove(k)
+
+
+def _needs_eager(entry, leaves, imp) -> bool:
+    """Calls the graph does not cover: aliased inputs; an argument whose .grad backward()
+    would accumulate into; a tensor backward() treated as a leaf that now has a history."""
+    return bool((entry.mutations or entry.grad_sets) and _aliased(entry, leaves, imp) or
+                any(leaves[i]._grad is not None for i in entry.arg_grads) or
+                any((leaves[i] if k == "arg" else imp[i]).grad_fn is not None
+                    for k, i in entry.backward_leaves))
 
 
 def _implicit(entry) -> list | None:
