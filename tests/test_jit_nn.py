@@ -382,3 +382,104 @@ def test_tensor_passed_in_and_closed_over_gets_both_gradients():
     cf = tj.compile(f)
     cf(w)
     np.testing.assert_array_equal(w.grad.numpy(), [2.0, 4.0, 6.0])   # eager: both uses
+
+
+def test_leaf_updated_inside_then_used_gets_its_gradient_from_the_outer_backward():
+    w = tj.ones(3, requires_grad=True)
+    x = tj.tensor([1.0, 2.0, 3.0])
+    opt = tj.optim.SGD([w], lr=0.1)
+
+    def f(x):
+        opt.step()             # needs w.grad from the previous call
+        opt.zero_grad()
+        return (w * x).sum()
+    cf = tj.compile(f)
+    (w * x).sum().backward()
+    for _ in range(3):
+        cf(x).backward()
+        np.testing.assert_array_equal(w.grad.numpy(), [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(w.detach().numpy(), 1.0 - 0.3 * np.array([1.0, 2.0, 3.0]),
+                               rtol=1e-6)
+
+
+def test_hooks_lr_assignment_and_clipping_inside_a_compiled_step():
+    import warnings
+    w = tj.ones(3, requires_grad=True)
+    w.register_hook(lambda g: g.clamp(-1.0, 1.0))
+    cf = tj.compile(lambda x: (w * x).sum().backward())
+    with pytest.warns(RuntimeWarning, match="hooks"):
+        cf(tj.tensor([5.0, -5.0, 0.5]))
+    np.testing.assert_array_equal(w.grad.numpy(), [1.0, -1.0, 0.5])   # the hook ran
+
+    p = tj.ones(3, requires_grad=True)
+    opt = tj.optim.SGD([p], lr=0.01)
+
+    def double_lr():
+        g = opt.param_groups[0]
+        g["lr"] = g["lr"] * 2
+    with pytest.warns(RuntimeWarning, match="assigned inside"):
+        tj.compile(double_lr)()
+    tj.compile(double_lr)
+    assert opt.param_groups[0]["lr"] == 0.02
+
+    def clipped(x):
+        (p * x).sum().backward()
+        tj.nn.utils.clip_grad_norm_([p], 1.0)
+        opt.step()
+        opt.zero_grad()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tj.compile(clipped)(tj.tensor([3.0, 0.0, 4.0]))
+    np.testing.assert_allclose(p.detach().numpy(), [1 - 0.02 * 0.6, 1.0, 1 - 0.02 * 0.8],
+                               rtol=1e-6)
+
+
+def test_param_groups_appended_or_reloaded_and_numpy_learning_rates():
+    p, q = tj.ones(2, requires_grad=True), tj.ones(2, requires_grad=True)
+    opt = tj.optim.SGD([p], lr=0.5)
+
+    @tj.compile
+    def step():
+        (p * p + q * q).sum().backward()
+        opt.step()
+        opt.zero_grad()
+        q.grad = None
+    step()
+    opt.param_groups[0]["params"].append(q)       # eager would now step q too
+    step()
+    np.testing.assert_allclose(q.detach().numpy(), [0.0, 0.0])
+    sd = opt.state_dict()
+    opt.param_groups[0]["lr"] = np.float64(0.25)    # a numpy float: an input, no recompile
+    n = step.compiles
+    step()
+    assert step.compiles == n
+    np.testing.assert_allclose(q.detach().numpy(), [0.0, 0.0])
+    opt.load_state_dict(sd)                       # lr 0.5 again, read from the same dicts
+    assert opt.param_groups[0]["lr"] == 0.5
+
+
+def test_gradient_accumulation_keeps_both_traces():
+    w = tj.ones(3, requires_grad=True)
+    cf = tj.compile(lambda x: (w * x).sum().backward())
+    x = tj.tensor([1.0, 2.0, 3.0])
+    for _ in range(4):                            # four micro-steps, then zero the gradient
+        for _ in range(4):
+            cf(x)
+        np.testing.assert_array_equal(w.grad.numpy(), 4 * x.numpy())
+        w.grad = None
+    assert cf.compiles == 2                       # .grad None, and .grad present
+
+
+def test_inputs_sliced_from_one_tensor_still_compile():
+    data = tj.tensor(np.random.default_rng(0).standard_normal((32, 5)).astype(np.float32))
+    w = tj.zeros(4, requires_grad=True)
+
+    @tj.compile
+    def step(x, y):
+        ((x @ w - y) ** 2).mean().backward()
+    for _ in range(3):
+        step(data[:, :4], data[:, 4])
+    step.last_stats = {}
+    step(data[:, :4], data[:, 4])
+    assert step.last_stats                        # the compiled graph ran, not eager
+    assert step.compiles == 2                     # (.grad None, then present)

@@ -47,6 +47,7 @@ class Entry:
     to_host = False       # backend="cuda" called with CPU tensors: results come back to the host
     eager = False
     retry = False         # a graph break that the next call retraces (see GraphBreak)
+    alternatives = ()     # other traces of the same key, for other guard outcomes
     bwd = None
     reason = None
 
@@ -92,18 +93,34 @@ class CompiledFunction:
         imp = _implicit(entry) if entry.guarded else entry.implicit
         if imp is None:
             # a closed-over tensor changed (a parameter was frozen, a gradient appeared or
-            # went away): retrace
-            self._stale(entry)
-            entry = self._miss(key, args, kwargs, leaves)
-            if entry.eager:
+            # went away): another trace of this key, or a new one
+            entry, imp = self._other(key, entry, args, kwargs, leaves)
+            if entry.eager or imp is None:
                 return self.fn(*args, **kwargs)
-            imp = _implicit(entry)
         if entry.side_effects and _needs_eager(entry, leaves, imp):
             return self.fn(*args, **kwargs)
         out = self._run(entry, leaves, imp)
         if entry.debug_nans:
             out = self._check_nans(entry, out, args, kwargs, leaves, imp)
         return out
+
+    def _other(self, key, entry, args, kwargs, leaves) -> tuple:
+        """(entry, closed-over tensors) of a trace of `key` whose guards pass: one kept from
+        before (gradient accumulation alternates .grad None and present), else a new trace;
+        the others stay as its alternatives."""
+        for alt in entry.alternatives:
+            imp = _implicit(alt) if alt.guarded else alt.implicit
+            if imp is not None:
+                alt.alternatives = [entry] + [a for a in entry.alternatives if a is not alt]
+                entry.alternatives = ()
+                self.cache[key] = alt
+                return alt, imp
+        new = self._miss(key, args, kwargs, leaves)
+        if new.eager:
+            return new, None
+        new.alternatives = [entry, *entry.alternatives]
+        entry.alternatives = ()
+        return new, _implicit(new)
 
     def key(self, args: tuple, kwargs: dict) -> tuple:
         """(cache key, dynamic leaves) of a call: grad mode, argument structure and tensor
@@ -435,12 +452,6 @@ class CompiledFunction:
                       RuntimeWarning, stacklevel=3)
         return self.fn(*args, **kwargs)
 
-    def _stale(self, entry) -> None:
-        for k, e in list(self.cache.items()):
-            if e is entry:
-                del self.cache[k]
-                self.keys.remove(k)
-
 
 def _needs_eager(entry, leaves, imp) -> bool:
     """Calls the graph does not cover: aliased inputs; an argument whose .grad backward()
@@ -476,13 +487,21 @@ def _implicit(entry) -> list | None:
 
 def _scalar(v) -> Tensor | None:
     """A lifted float's value for this call (None: no longer a number, retrace)."""
-    return Tensor._make(np.array(float(v))) if type(v) in (float, int) else None
+    return Tensor._make(np.array(float(v))) if isinstance(v, (float, int, np.floating)) and \
+        not isinstance(v, bool) else None
 
 
 def _aliased(entry, leaves, imp) -> bool:
     """Whether a tensor the function modifies in place shares memory with another input (the
-    same tensor passed twice, two views of one buffer). The graph treats inputs as distinct,
-    so such a call runs eagerly, where the write is seen through the other input."""
+    same tensor passed twice, two views of one buffer), or, when it assigns .grad, a tensor is
+    both an argument and closed over (its gradient would be split in two). The graph treats
+    inputs as distinct, so such a call runs eagerly."""
+    if entry.grad_sets:
+        args = {id(x) for x in leaves}
+        if any(id(t) in args for t in imp):
+            return True
+    if not entry.mutations:
+        return False
     arrays = [x._data for x in leaves if type(x) is not float] + [t._data for t in imp]
     roots = []
     for a in arrays:
@@ -491,8 +510,6 @@ def _aliased(entry, leaves, imp) -> bool:
         roots.append(id(a))
     if len(set(roots)) == len(roots):
         return False
-    if entry.grad_sets:
-        return True           # one tensor as two inputs: its gradient would be split
     for kind, i in entry.mutations:
         t = leaves[i] if kind == "arg" else imp[i]
         r = t._data

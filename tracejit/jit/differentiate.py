@@ -23,7 +23,7 @@ def differentiate(tr, user_nodes, diff_out, primals, rg_inputs):
         tangents.append(t)
         tt = Tensor._make(t)
         seeds[id(n)] = tt if id(n) not in seeds else seeds[id(n)] + tt
-    grads = grads_of(tr, seeds, [primals[i] for i in rg_inputs])
+    grads = input_grads(tr, seeds, [primals[i] for i in rg_inputs])
     out = []
     for p, gr in zip([primals[i] for i in rg_inputs], grads):
         if gr is not None:
@@ -34,6 +34,23 @@ def differentiate(tr, user_nodes, diff_out, primals, rg_inputs):
         else:
             out.append(None)
     return tangents, out
+
+
+def input_grads(tr, seeds: dict, inputs: list) -> list:
+    """The gradient of each graph input: the sum over every value its tensor had in the trace
+    (the input, then each in-place update under no_grad), as eager's leaf gathers them."""
+    versions = [tr.versions_of(n) for n in inputs]
+    flat = iter(grads_of(tr, seeds, [v for vs in versions for v in vs]))
+    out = []
+    for vs in versions:
+        total = None
+        for g in [next(flat) for _ in vs]:
+            if g is not None:
+                if type(g._data) is _ndarray:
+                    g = Tensor._make(tr.graph.const(g._data))
+                total = g if total is None else total + g
+        out.append(total)
+    return out
 
 
 def grads_of(tr, seeds: dict, wrt: list) -> list:

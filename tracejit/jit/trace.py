@@ -148,8 +148,9 @@ class Tracer:
         if k in self.lifted:
             return True
         v = dict.__getitem__(d, key)            # (d may hook reads of key: a _ParamGroup)
-        if type(v) is not float:
+        if not isinstance(v, float):            # (numpy's float64 is one)
             return False
+        v = float(v)
         t = Tensor._make(np.array(v))           # read by reference, like a closed-over tensor
         node = self.node_of(t)
         self.implicit_src[-1] = lambda d=d, key=key: dict.__getitem__(d, key)
@@ -221,23 +222,20 @@ class Tracer:
         # gradient of all of them, as eager's AccumulateGrad does
         owners = [(t, "arg", i, self.graph.inputs[i]) for i, t in enumerate(self.stand_ins)]
         owners += [(t, "imp", j, self._implicit_node[id(t)]) for j, t in enumerate(self.implicit)]
-        owners = [(t, kind, i, [n] + self.history.get(id(t), []))
-                  for t, kind, i, n in owners if n.meta.get("rg")]
-        from .differentiate import grads_of
+        owners = [o for o in owners if o[3].meta.get("rg")]
+        from .differentiate import input_grads
         with ag.no_grad():
-            grads = iter(grads_of(self, {id(node): seed}, [n for *_, ns in owners for n in ns]))
-            for owner, kind, i, nodes in owners:
-                g = None
-                for gn in [next(grads) for _ in nodes]:
-                    if gn is not None:
-                        if type(gn._data) is _ndarray:
-                            gn = Tensor._make(self.graph.const(gn._data))
-                        g = gn if g is None else g + gn
+            grads = input_grads(self, {id(node): seed}, [n for *_, n in owners])
+            for (owner, kind, i, _), g in zip(owners, grads):
                 if g is None:
                     continue
                 if i in self.arg_nonleaf if kind == "arg" else not self.implicit_leaf[i]:
                     self.graph_break("backward() inside a compiled function reaches a tensor "
                                      "computed outside it (not a leaf)")
+                if owner._hooks:
+                    self.graph_break("backward() inside a compiled function reaches a tensor "
+                                     "with hooks (register_hook)")
+                self.views.pop(id(g), None)   # a fresh .grad, not a view of a backward value
                 self.backward_leaves.append((kind, i))
                 if id(owner) in self.grad_orig:
                     cur = owner._grad
@@ -247,6 +245,14 @@ class Tracer:
                 else:
                     cur = owner.grad          # read (and guarded) as the call finds it
                 owner.grad = g if cur is None else cur + g
+
+    def versions_of(self, node) -> list:
+        """Every value the tensor behind graph input `node` had in the trace: the input, then
+        each in-place update."""
+        owner = next((t for t, n in zip(self.stand_ins, self.graph.inputs) if n is node), None)
+        if owner is None:
+            owner = next((t for t in self.implicit if self._implicit_node[id(t)] is node), None)
+        return [node] + (self.history.get(id(owner), []) if owner is not None else [])
 
     def alias(self, out: Tensor, src: Tensor) -> None:
         """Mark `out` as a view of `src`: eager may hand back src itself (contiguous())."""

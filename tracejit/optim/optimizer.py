@@ -38,6 +38,12 @@ class _ParamGroup(dict):
     def get(self, key, default=None):
         return self[key] if key in self else default
 
+    def __setitem__(self, key, value) -> None:
+        if _tracer["active"]:
+            # a compiled function would make the change only while tracing
+            _tracer["break"](f"param_group[{key!r}] assigned inside a compiled function")
+        dict.__setitem__(self, key, value)
+
 
 class Optimizer:
     """Base class: `Optimizer(params, defaults)`; params is an iterable of Tensors or of dicts
@@ -131,6 +137,7 @@ class Optimizer:
         guard(lambda: len(self.param_groups), len(self.param_groups))
         for i, group in enumerate(self.param_groups):
             guard(lambda i=i: self.param_groups[i], group)
+            guard(lambda g=group: len(dict.__getitem__(g, "params")), len(group["params"]))
             for k, v in group.items():
                 # the learning rate is an input of the compiled step: a scheduler changing it
                 # does not recompile; the others steer Python branches (momentum != 0)
@@ -179,7 +186,10 @@ class Optimizer:
                 continue
             p = by_index[k]
             self.state[p] = {name: _cast_state(name, v, p) for name, v in values.items()}
-        self.param_groups = [_ParamGroup(s, params=g["params"]) for g, s in zip(groups, saved)]
+        for g, s in zip(groups, saved):     # in place: compiled steps read these dicts
+            params = g["params"]
+            g.clear()
+            g.update(s, params=params)
 
     def __getstate__(self):
         return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
