@@ -483,3 +483,35 @@ def test_inputs_sliced_from_one_tensor_still_compile():
     step(data[:, :4], data[:, 4])
     assert step.last_stats                        # the compiled graph ran, not eager
     assert step.compiles == 2                     # (.grad None, then present)
+
+
+@pytest.mark.parametrize("where", ["inside", "outside"])
+def test_value_saved_for_backward_then_modified_raises_as_eager(where):
+    w = tj.ones(3, requires_grad=True)
+    x = tj.tensor([1.0, 2.0, 3.0])
+
+    def f(x):
+        h = w * 2.0
+        loss = (h * h * x).sum()          # mul saves h
+        with tj.no_grad():
+            h.add_(1.0)
+        if where == "inside":
+            loss.backward()
+            return None
+        return loss
+    for fn in (f, tj.compile(f)):
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            out = fn(x)
+            out.backward()
+
+
+def test_replacing_a_modules_parameter_retraces():
+    tj.manual_seed(0)
+    m = tj.nn.Linear(3, 2)
+    cm = tj.compile(m)
+    x = tj.ones(1, 3)
+    cm(x)
+    m.weight = tj.nn.Parameter(tj.zeros(2, 3))
+    np.testing.assert_allclose(cm(x).detach().numpy(), m(x).detach().numpy())
+    m.register_forward_hook(lambda mod, a, out: out * 0.0)
+    np.testing.assert_array_equal(cm(x).detach().numpy(), np.zeros((1, 2)))

@@ -15,8 +15,15 @@ class CompiledModule:
 
     def __init__(self, module, **options) -> None:
         object.__setattr__(self, "_orig_mod", module)
-        object.__setattr__(self, "_compiled", CompiledFunction(
-            module.forward, modules=list(module.modules()), **options))
+        # through Module.__call__: the module's own forward hooks are traced too
+        cf = CompiledFunction(module.__call__, modules=list(module.modules()), name="forward",
+                              **options)
+        import inspect
+        try:
+            cf._argnames = list(inspect.signature(module.forward).parameters)
+        except (TypeError, ValueError):
+            pass
+        object.__setattr__(self, "_compiled", cf)
 
     def __call__(self, *args, **kwargs):
         return self._compiled(*args, **kwargs)

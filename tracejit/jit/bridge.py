@@ -46,6 +46,8 @@ class CompiledNode(ag.Node):
                 "Trying to backward through the graph a second time (or directly access saved "
                 "tensors after they have already been freed). Specify retain_graph=True if you "
                 "need to backward through the graph a second time.")
+        if self.entry.saved_error:
+            raise RuntimeError(self.entry.saved_error)
         for t, v in self.versions:
             if t._version[0] != v:
                 raise RuntimeError(

@@ -48,6 +48,7 @@ class Entry:
     eager = False
     retry = False         # a graph break that the next call retraces (see GraphBreak)
     alternatives = ()     # other traces of the same key, for other guard outcomes
+    saved_error = None    # eager's error for a value modified after an op saved it
     bwd = None
     reason = None
 
@@ -226,6 +227,9 @@ class CompiledFunction:
             with tr:
                 tr.arg_nonleaf = {i for i, x in enumerate(leaves)
                                   if isinstance(x, Tensor) and x.grad_fn is not None}
+                owner = getattr(self.fn, "__self__", None)     # tj.compile(module)
+                if "_parameters" in getattr(owner, "__dict__", ()):
+                    tr.module(owner)
                 sym = []
                 for i, x in enumerate(leaves):
                     nm = names[i] if i < len(names) else f"a{i}"
@@ -330,6 +334,8 @@ class CompiledFunction:
         # after a backward() inside, the results are returned without a backward of their own
         # (eager would refuse a second backward through the freed graph anyway)
         if ag._state["grad"] and rg_inputs and diff_out and not tr.backwarded:
+            # raised at backward, as eager raises it there
+            entry.saved_error = tr.modified_saved([user_nodes[i] for i in diff_out])
             with ag.no_grad():
                 tangents, grads = differentiate(tr, user_nodes, diff_out, primals, rg_inputs)
             entry.tangent_types = [(t.shape, t.dtype) for t in tangents]

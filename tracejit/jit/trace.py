@@ -18,6 +18,7 @@ import numpy as np
 from .. import autograd as ag
 from ..ir.graph import Graph, TensorType, infer_type
 from ..ops import dtypes as D
+from ..ops.base import OUT
 from ..tensor import Tensor, WeakScalar, _ndarray, _on_device, _tracer
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,6 +77,9 @@ class Tracer:
         self.implicit_leaf: list = []   # per implicit input: a leaf (no history) when met
         self.history: dict = {}     # id(tensor) -> the nodes in-place updates gave it
         self.backward_leaves: list = []  # ("arg" | "imp", index) accumulated into by backward
+        # id(node) -> [(tensor, its in-place count when the op ran)] for the values its vjp
+        # reads: eager's saved-tensor version check, for the backward of the trace
+        self.saved_versions: dict = {}
         self.backwarded: dict = {}  # id(loss node) -> retain_graph
 
     # --- values ---
@@ -128,11 +132,47 @@ class Tracer:
         out = Tensor._make(node, rg, _TRACED if rg else None)
         if _makes_view(op, params):
             self.alias(out, args[0])
+        if rg:
+            saved = [(a, self.modified.get(id(a), 0)) for k, a in enumerate(args)
+                     if k in op.saves]
+            if OUT in op.saves:
+                saved.append((out, 0))
+            self.saved_versions[id(node)] = saved
         return out
 
+    def modified_saved(self, roots: list) -> str | None:
+        """Eager's error if a value that the backward from `roots` reads was modified in place
+        after the op that saved it (None when none was)."""
+        seen, stack = set(), list(roots)
+        while stack:
+            n = stack.pop()
+            if id(n) in seen or not n.meta.get("rg"):
+                continue
+            seen.add(id(n))
+            for t, v in self.saved_versions.get(id(n), ()):
+                now = self.modified.get(id(t), 0)
+                if now != v:
+                    return (f"one of the variables needed for gradient computation has been "
+                            f"modified by an inplace operation: [{t.dtype.name} "
+                            f"{list(t.shape)}], which is an input of {n.op}, is at version "
+                            f"{now}; expected version {v} instead (inside a compiled function). "
+                            f"Hint: use an out-of-place op or .clone() it first.")
+            stack.extend(n.inputs)
+        return None
+
     def module(self, m) -> None:
-        if not any(x is m for x in self.modules):
-            self.modules.append(m)
+        """A module called during the trace: its training flag is part of the cache key, and
+        its parameters, buffers, children and hooks are guarded (replacing m.weight with a new
+        Parameter retraces instead of running the old one)."""
+        if any(x is m for x in self.modules):
+            return
+        self.modules.append(m)
+        d = m.__dict__
+        for kind in ("_parameters", "_buffers", "_modules"):
+            for name, v in d[kind].items():
+                self.guard(lambda entries=d[kind], name=name: entries.get(name), v)
+        self.guard(lambda: (len(d["_forward_hooks"]), len(d["_forward_pre_hooks"])),
+                   (len(d["_forward_hooks"]), len(d["_forward_pre_hooks"])))
 
     def value(self, t: Tensor, what: str):
         raise GraphBreak(f"{what} needs the value of a traced tensor", user_location())
@@ -204,6 +244,9 @@ class Tracer:
                                "Specify retain_graph=True if you need to backward through the "
                                "graph a second time.")
         self.backwarded[id(node)] = bool(retain_graph)
+        bad = self.modified_saved([node])
+        if bad:
+            raise RuntimeError(bad)
         if gradient is None:
             if int(np.prod(node.shape)) != 1:
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs "
