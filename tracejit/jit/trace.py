@@ -287,6 +287,9 @@ class Tracer:
                     cur = None                # guarded: the argument's .grad is None
                 else:
                     cur = owner.grad          # read (and guarded) as the call finds it
+                    if cur is not None:       # accumulated in place, as eager does: a
+                        cur.add_(g)           # reference to the old .grad sees the sum
+                        continue
                 owner.grad = g if cur is None else cur + g
 
     def versions_of(self, node) -> list:
