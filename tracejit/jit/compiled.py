@@ -5,6 +5,10 @@ shape/dtype/requires_grad, static values, grad mode). A cache miss traces the fu
 graph, differentiates it when an input requires grad, partitions forward/backward, runs the IR
 passes and hands both graphs to the backend. A graph break makes that key run eagerly (default)
 or raises (fullgraph=True). After 8 compiles of one function it warns once and runs eagerly.
+A key keeps one trace per outcome of the guards recorded while tracing (guards.py). When the
+function calls backward() itself (a whole training step), the backward is part of the one
+graph, the results have no backward of their own, and the .grad assignments the trace made are
+replayed after every call, like the in-place updates of inputs.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from ..tensor import Tensor, _ndarray, _on_device, _tracer
 from . import backends
 from .bridge import CompiledNode
 from .differentiate import differentiate
+from .guards import closed_over, guard_text, needs_eager
 from .structure import _flatten, _rebuild, _spec, _unspec
 from .trace import GraphBreak, Tracer
 
@@ -91,14 +96,14 @@ class CompiledFunction:
             entry = self._miss(key, args, kwargs, leaves)
         if entry.eager:
             return self.fn(*args, **kwargs)
-        imp = _implicit(entry) if entry.guarded else entry.implicit
+        imp = closed_over(entry) if entry.guarded else entry.implicit
         if imp is None:
             # a closed-over tensor changed (a parameter was frozen, a gradient appeared or
             # went away): another trace of this key, or a new one
             entry, imp = self._other(key, entry, args, kwargs, leaves)
             if entry.eager or imp is None:
                 return self.fn(*args, **kwargs)
-        if entry.side_effects and _needs_eager(entry, leaves, imp):
+        if entry.side_effects and needs_eager(entry, leaves, imp):
             return self.fn(*args, **kwargs)
         out = self._run(entry, leaves, imp)
         if entry.debug_nans:
@@ -110,7 +115,7 @@ class CompiledFunction:
         before (gradient accumulation alternates .grad None and present), else a new trace;
         the others stay as its alternatives."""
         for alt in entry.alternatives:
-            imp = _implicit(alt) if alt.guarded else alt.implicit
+            imp = closed_over(alt) if alt.guarded else alt.implicit
             if imp is not None:
                 alt.alternatives = [entry] + [a for a in entry.alternatives if a is not alt]
                 entry.alternatives = ()
@@ -121,7 +126,7 @@ class CompiledFunction:
             return new, None
         new.alternatives = [entry, *entry.alternatives]
         entry.alternatives = ()
-        return new, _implicit(new)
+        return new, closed_over(new)
 
     def key(self, args: tuple, kwargs: dict) -> tuple:
         """(cache key, dynamic leaves) of a call: grad mode, argument structure and tensor
@@ -377,7 +382,7 @@ class CompiledFunction:
                        if entry.bwd else 0,
                        "compile_s": entry.t_trace + entry.t_autodiff + entry.t_passes +
                        entry.t_codegen}
-        log_guards.debug("guards for %s: %s", self.name, _guard_text(self, leaves, entry))
+        log_guards.debug("guards for %s: %s", self.name, guard_text(self, leaves, entry))
 
     # --- run ---
     def _run(self, entry: Entry, leaves, imp: list):
@@ -457,85 +462,3 @@ class CompiledFunction:
                       f"does not; first op: {where}; returning the eager result",
                       RuntimeWarning, stacklevel=3)
         return self.fn(*args, **kwargs)
-
-
-def _needs_eager(entry, leaves, imp) -> bool:
-    """Calls the graph does not cover: aliased inputs; an argument whose .grad backward()
-    would accumulate into; a tensor backward() treated as a leaf that now has a history."""
-    return bool((entry.mutations or entry.grad_sets) and _aliased(entry, leaves, imp) or
-                any(leaves[i]._grad is not None for i in entry.arg_grads) or
-                any((leaves[i] if k == "arg" else imp[i]).grad_fn is not None
-                    for k, i in entry.backward_leaves))
-
-
-def _implicit(entry) -> list | None:
-    """This call's closed-over tensors (a gradient is read through its owner: backward makes
-    a new one each step), or None when one no longer matches the trace."""
-    for owner, was_none in entry.grad_guards:
-        if (owner._grad is None) != was_none:
-            return None
-    for fn, expected, same in entry.value_guards:
-        v = fn()
-        if (v is not expected) if same else (v != expected):
-            return None
-    imp = entry.implicit
-    if entry.grad_guards or entry.lifted:
-        imp = [t if src is None else src._grad if isinstance(src, Tensor) else _scalar(src())
-               for t, src in zip(imp, entry.implicit_src)]
-        if any(t is None for t in imp):
-            return None
-    for t, (shape, dtype, rg, kind) in zip(imp, entry.implicit_guard):
-        if t._data.shape != shape or t.dtype is not dtype or t.requires_grad != rg or \
-                type(t._data) is not kind:
-            return None
-    return imp
-
-
-def _scalar(v) -> Tensor | None:
-    """A lifted float's value for this call (None: no longer a number, retrace)."""
-    return Tensor._make(np.array(float(v))) if isinstance(v, (float, int, np.floating)) and \
-        not isinstance(v, bool) else None
-
-
-def _aliased(entry, leaves, imp) -> bool:
-    """Whether a tensor the function modifies in place shares memory with another input (the
-    same tensor passed twice, two views of one buffer), or, when it assigns .grad, a tensor is
-    both an argument and closed over (its gradient would be split in two). The graph treats
-    inputs as distinct, so such a call runs eagerly."""
-    if entry.grad_sets:
-        args = {id(x) for x in leaves}
-        if any(id(t) in args for t in imp):
-            return True
-    if not entry.mutations:
-        return False
-    arrays = [x._data for x in leaves if type(x) is not float] + [t._data for t in imp]
-    roots = []
-    for a in arrays:
-        while isinstance(a, np.ndarray) and a.base is not None:
-            a = a.base
-        roots.append(id(a))
-    if len(set(roots)) == len(roots):
-        return False
-    for kind, i in entry.mutations:
-        t = leaves[i] if kind == "arg" else imp[i]
-        r = t._data
-        while isinstance(r, np.ndarray) and r.base is not None:
-            r = r.base
-        if roots.count(id(r)) > 1:
-            return True
-    return False
-
-
-def _guard_text(cf, leaves, entry) -> str:
-    parts = []
-    for i, x in enumerate(leaves):
-        nm = cf._argnames[i] if i < len(cf._argnames) else f"a{i}"
-        if isinstance(x, Tensor):
-            parts.append(f"{nm}: {x.dtype.name}{list(x.shape)} requires_grad={x.requires_grad}")
-        else:
-            parts.append(f"{nm}: float (traced as a 0-d input)")
-    for k, (shape, dtype, rg, _) in enumerate(entry.implicit_guard):
-        parts.append(f"closed-over c{k}: {dtype.name}{list(shape)} requires_grad={rg}")
-    parts.append(f"grad mode: {ag._state['grad']}")
-    return "; ".join(parts)
-

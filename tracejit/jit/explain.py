@@ -12,7 +12,8 @@ import sys
 
 import numpy as np
 
-from .compiled import CompiledFunction, _guard_text
+from .compiled import CompiledFunction
+from .guards import guard_text
 
 
 class Explanation:
@@ -62,7 +63,7 @@ def _report(cf, entry, leaves) -> str:
                    f"fullgraph=True would raise)")
         return "\n".join(out)
     out.append("graph breaks: 0")
-    out.append("guards: " + _guard_text(cf, leaves, entry))
+    out.append("guards: " + guard_text(cf, leaves, entry))
     out.append("\n-- forward graph --")
     out.append(str(entry.fwd_graph))
     if entry.bwd_graph is not None:

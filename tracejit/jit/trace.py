@@ -6,7 +6,12 @@ trace are either constants (made inside the function: factories, scalars) or imp
 (tensors the function closes over: parameters, buffers, globals), which are read by reference on
 every call. Anything that needs a value (`bool(t)`, `.item()`, `.numpy()`, ...) raises
 `GraphBreak` with the user's file:line. In-place updates of inputs and implicit inputs are
-recorded as mutations, written back after each call.
+recorded as mutations, written back after each call. Eager views share memory and traced values
+do not, so an in-place update of a view, or a view read after its base changed, breaks the graph.
+`.grad` reads and writes come here too: `loss.backward()` inside the function appends the
+generated backward to the graph and accumulates into the leaves' `.grad` (replayed after each
+call); a float in an optimizer's param group ("lr") can be lifted into an input read on every
+call, and guards record the Python state the trace relied on.
 """
 from __future__ import annotations
 
