@@ -103,7 +103,8 @@ class CompiledGraph:
         # index checks are raised as soon as their last one is computed, before any input is
         # written in place (an error must leave the inputs as they were)
         self._check_after = max((i for i, st in enumerate(self._steps)
-                                 if check_ids & set(st[3])), default=-1)
+                                 if check_ids & set(st[3])),
+                                default=len(self._steps) - 1 if nchecks else -1)
         self._donors = self._plan_inplace(inplace or {})
         self._program()
 
@@ -318,7 +319,6 @@ class CompiledGraph:
                 a = np.array(a, dtype=dt, order="C", copy=True)
             result.append(a)
         return result
-
 
     def _raise_bad_index(self, env: dict) -> None:
         for v in self._checks:
