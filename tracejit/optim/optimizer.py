@@ -128,9 +128,10 @@ class Optimizer:
         return bool(self.state.get(p))
 
     def _guard_trace(self) -> None:
-        """Inside tracejit.compile: the compiled step holds the hyperparameters as constants
-        and the state tensors by reference, so it is valid while they stay as traced (an LR
-        scheduler or load_state_dict makes the next call retrace)."""
+        """Inside tracejit.compile: the compiled step reads the learning rate from its group
+        on every call, holds the other hyperparameters as constants and the state tensors by
+        reference, so it is valid while those stay as traced (a changed momentum, or
+        load_state_dict's new state tensors, make the next call retrace)."""
         guard = _tracer["guard"]
         guard(lambda: self.state, self.state)
         guard(lambda: self.param_groups, self.param_groups)
