@@ -483,3 +483,18 @@ def test_methods_and_descriptors(backend):
 
     s = Scaler()
     np.testing.assert_array_equal(s(tj.ones(3)).numpy(), 2 * np.ones(3))
+
+
+def test_an_input_returned_is_the_same_object(backend):
+    w = tj.ones(2)
+
+    def f(x):
+        with tj.no_grad():
+            x.add_(1.0)
+        return x, w
+    x = tj.zeros(2)
+    cf = tj.compile(f, backend=backend)
+    for _ in range(2):
+        a, b = cf(x)
+        assert a is x and b is w          # as eager returns them
+    np.testing.assert_array_equal(x.numpy(), [2.0, 2.0])

@@ -282,6 +282,16 @@ class CompiledFunction:
         out_leaves: list = []
         entry.out_spec = _spec(out, out_leaves)
         user_nodes = [tr.node_of(t) for t in out_leaves]
+        # results that are an argument or a closed-over tensor itself (`x.add_(1); return x`):
+        # eager returns that very object, so the call does too
+        entry.same_as_input = {}
+        for k, t in enumerate(out_leaves):
+            pos = next((i for i, s in enumerate(sym) if s is t), None)
+            if pos is not None:
+                entry.same_as_input[k] = ("arg", pos)
+            elif any(t is c for c in tr.implicit):
+                entry.same_as_input[k] = ("imp", next(j for j, c in enumerate(tr.implicit)
+                                                     if c is t))
         # mutations: explicit inputs and closed-over tensors modified in place
         entry.mutations = []
         mut_nodes = []
@@ -331,8 +341,8 @@ class CompiledFunction:
         fwd_outputs = user_nodes + mut_nodes + grad_nodes
         entry.n_user = len(user_nodes)
         rg_inputs = [i for i, n in enumerate(primals) if n.meta.get("rg")]
-        diff_out = [i for i, n in enumerate(user_nodes)
-                    if n.meta.get("rg") and n.type.dtype.is_floating_point]
+        diff_out = [i for i, n in enumerate(user_nodes) if i not in entry.same_as_input and
+                    n.meta.get("rg") and n.type.dtype.is_floating_point]
         entry.diff_out = diff_out
         entry.rg_inputs = rg_inputs
         t1 = time.perf_counter()
@@ -415,6 +425,8 @@ class CompiledFunction:
                 r._out_idx = k
         if entry.side_effects:
             self._write_back(entry, leaves, imp, outs)
+        for k, (kind, i) in entry.same_as_input.items():
+            results[k] = leaves[i] if kind == "arg" else imp[i]
         return _unspec(entry.out_spec, iter(results))
 
     def _write_back(self, entry, leaves, imp, outs) -> None:

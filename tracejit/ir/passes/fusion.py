@@ -118,10 +118,12 @@ def fuse(g: Graph, row_limit: int | None = None) -> Schedule:
     groups = f.merge(f.pull_all())
     owner = f.assign_stores(groups)
     steps = _order(g, groups, owner, f)
-    if steps is None:
-        logger.info("fused kernels of %s would depend on each other in a cycle; fusing without "
-                    "recomputation instead", g.name)
-        groups = f.greedy()
+    for fallback in (f.greedy, f.singles):
+        if steps is not None:
+            break
+        logger.info("fused kernels of %s would depend on each other in a cycle; fusing with "
+                    "%s instead", g.name, fallback.__doc__.split(":")[0])
+        groups = fallback()
         owner = {}
         for gi, (ms, _) in enumerate(groups):
             for m in ms:
@@ -278,8 +280,20 @@ class _Fuser:
                 return True
         return False
 
+    def singles(self) -> list:
+        """one kernel per node: the last fallback, which no cycle can defeat."""
+        out = []
+        for n in self.g.nodes:
+            if self.pullable(n) and id(n) in self.live:
+                try:
+                    self.check([n], {id(n)})
+                except Refuse:
+                    continue
+                out.append(([n], set()))
+        return out
+
     def greedy(self) -> list:
-        """Fallback: each fusible node joins its producers' group when valid (no duplication)."""
+        """producers' groups: each fusible node joins them when valid (no duplication)."""
         group_of: dict = {}
         groups: dict = {}
         for n in self.g.nodes:
