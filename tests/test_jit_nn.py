@@ -518,3 +518,19 @@ def test_replacing_a_modules_parameter_retraces():
     np.testing.assert_allclose(cm(x).detach().numpy(), m(x).detach().numpy())
     m.register_forward_hook(lambda mod, a, out: out * 0.0)
     np.testing.assert_array_equal(cm(x).detach().numpy(), np.zeros((1, 2)))
+
+
+def test_tensor_attribute_rebound_in_forward_runs_eagerly():
+    class Ema(tj.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.avg = tj.zeros(2)
+
+        def forward(self, x):
+            self.avg = self.avg * 0.5 + x * 0.5
+            return self.avg * 1.0
+    m = Ema()
+    cm = tj.compile(m)
+    with pytest.warns(RuntimeWarning, match="Ema.avg"):
+        outs = [cm(tj.ones(2)).numpy()[0] for _ in range(3)]
+    assert outs == [0.5, 0.75, 0.875]

@@ -130,6 +130,12 @@ class Module:
 
     def __setattr__(self, name: str, value) -> None:
         d = self.__dict__
+        if _tracer["active"] and isinstance(value, Tensor) and \
+                value is not getattr(self, name, None):
+            # a compiled function would rebind it only while tracing (`self.avg = ...`); an
+            # in-place update (`self.avg.mul_(0.9)`, `+=`) is traced and replayed
+            _tracer["break"](f"assigning a tensor to {type(self).__name__}.{name} inside a "
+                             f"compiled function (update it in place instead)")
         params = d.get("_parameters")
         if isinstance(value, Parameter):
             self._check_init("parameters")
