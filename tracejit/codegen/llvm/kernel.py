@@ -297,7 +297,7 @@ class _Lowering:
 def lower(k: Kernel, pattern: str, stream: bool = False, alias: tuple = ()) -> tuple:
     """(LLVM IR text, function names) of kernel k for one innermost-stride pattern; `stream`:
     the non-temporal-store variant of a flat elementwise kernel (stream.py); `alias`: (store
-    operand, load operand) pairs of an elementwise kernel writing in place (same index map)."""
+    operand, load operand) pairs of a kernel writing over an input (same index map)."""
     low = _Lowering(k, pattern, stream, alias)
     text = low.build()
     return text, ["main", "fin"] if low.split else ["main"]

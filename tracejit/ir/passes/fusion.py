@@ -118,11 +118,11 @@ def fuse(g: Graph, row_limit: int | None = None) -> Schedule:
     groups = f.merge(f.pull_all())
     owner = f.assign_stores(groups)
     steps = _order(g, groups, owner, f)
-    for fallback in (f.greedy, f.singles):
+    for how, fallback in (("without recomputation", f.greedy), ("one node a kernel", f.singles)):
         if steps is not None:
             break
-        logger.info("fused kernels of %s would depend on each other in a cycle; fusing with "
-                    "%s instead", g.name, fallback.__doc__.split(":")[0])
+        logger.info("fused kernels of %s would depend on each other in a cycle; fusing %s "
+                    "instead", g.name, how)
         groups = fallback()
         owner = {}
         for gi, (ms, _) in enumerate(groups):
@@ -281,7 +281,7 @@ class _Fuser:
         return False
 
     def singles(self) -> list:
-        """one kernel per node: the last fallback, which no cycle can defeat."""
+        """Last fallback: one kernel per fusible node, which no cycle can defeat."""
         out = []
         for n in self.g.nodes:
             if self.pullable(n) and id(n) in self.live:
@@ -293,7 +293,7 @@ class _Fuser:
         return out
 
     def greedy(self) -> list:
-        """producers' groups: each fusible node joins them when valid (no duplication)."""
+        """Fallback: each fusible node joins its producers' group when valid (no duplication)."""
         group_of: dict = {}
         groups: dict = {}
         for n in self.g.nodes:
