@@ -534,3 +534,28 @@ def test_tensor_attribute_rebound_in_forward_runs_eagerly():
     with pytest.warns(RuntimeWarning, match="Ema.avg"):
         outs = [cm(tj.ones(2)).numpy()[0] for _ in range(3)]
     assert outs == [0.5, 0.75, 0.875]
+
+
+def test_an_error_inside_a_compiled_step_leaves_the_state_eager_leaves():
+    """The trace raised: the call runs eagerly, which raises the same error after the same
+    side effects (here an optimizer step and BatchNorm statistics)."""
+    def run(compiled):
+        tj.manual_seed(0)
+        m = tj.nn.Sequential(tj.nn.Linear(3, 4), tj.nn.BatchNorm1d(4), tj.nn.Linear(4, 1))
+        opt = tj.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+
+        def step(x, boom):
+            opt.zero_grad()
+            m(x).pow(2).mean().backward()
+            opt.step()
+            if boom:
+                raise ValueError("boom")
+        f = tj.compile(step) if compiled else step
+        x = tj.tensor(np.arange(12.0, dtype=np.float32).reshape(4, 3))
+        f(x, False)
+        f(x, False)
+        with pytest.raises(ValueError, match="boom"):
+            f(x, True)
+        return [t.detach().numpy().copy() for t in list(m.parameters()) + list(m.buffers())]
+    for a, b in zip(run(True), run(False)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

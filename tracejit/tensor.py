@@ -231,6 +231,9 @@ class Tensor:
 
     @grad.setter
     def grad(self, value) -> None:
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of "
+                            f"type {type(value).__name__}")
         if _tracer["active"]:
             _tracer["grad"](self, value, True)
         self._grad = value

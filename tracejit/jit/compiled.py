@@ -46,12 +46,21 @@ def disable(flag: bool = True) -> None:
     _disabled["on"] = bool(flag)
 
 
+class _TraceError(Exception):
+    """The traced function raised `error` (not a graph break)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Entry:
     """One compiled specialisation of a function."""
     backend = None
     to_host = False       # backend="cuda" called with CPU tensors: results come back to the host
     eager = False
     retry = False         # a graph break that the next call retraces (see GraphBreak)
+    trace_error = None    # the exception the trace raised (see CompiledFunction._eager)
     alternatives = ()     # other traces of the same key, for other guard outcomes
     saved_error = None    # eager's error for a value modified after an op saved it
     bwd = None
@@ -95,14 +104,14 @@ class CompiledFunction:
         if entry is None:
             entry = self._miss(key, args, kwargs, leaves)
         if entry.eager:
-            return self.fn(*args, **kwargs)
+            return self._eager(key, entry, args, kwargs)
         imp = closed_over(entry) if entry.guarded else entry.implicit
         if imp is None:
             # a closed-over tensor changed (a parameter was frozen, a gradient appeared or
             # went away): another trace of this key, or a new one
             entry, imp = self._other(key, entry, args, kwargs, leaves)
             if entry.eager or imp is None:
-                return self.fn(*args, **kwargs)
+                return self._eager(key, entry, args, kwargs)
         if entry.side_effects and needs_eager(entry, leaves, imp):
             return self.fn(*args, **kwargs)
         out = self._run(entry, leaves, imp)
@@ -245,7 +254,14 @@ class CompiledFunction:
                 it = iter(sym)
                 sargs = _rebuild(args, it)
                 skw = _rebuild(kwargs, it)
-                out = self.fn(*sargs, **skw)
+                try:
+                    out = self.fn(*sargs, **skw)
+                except GraphBreak:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the function's own error: eager decides
+                    if self.fullgraph:
+                        raise
+                    raise _TraceError(exc) from exc
                 entry.t_trace = time.perf_counter() - t0
                 self._build(entry, tr, leaves, sym, out)
             for m in tr.modules:
@@ -271,11 +287,31 @@ class CompiledFunction:
             entry.eager = True
             entry.reason = (gb.reason, gb.loc)
             return entry
+        except _TraceError as te:
+            tr.restore_mutated()
+            entry.eager = entry.retry = True       # see _eager
+            entry.trace_error = te.error
+            return entry
         except BaseException:
             tr.restore_mutated()
             raise
         tr.restore_mutated()
         return entry
+
+    def _eager(self, key, entry, args, kwargs):
+        """Run this call eagerly. After the trace raised, eager decides: it raises the same
+        error after the same side effects (an optimizer step, BatchNorm statistics), or it runs,
+        and the trace was at fault: then the key runs eagerly from now on, with a warning."""
+        out = self.fn(*args, **kwargs)
+        if entry.trace_error is not None:
+            warnings.warn(f"tracejit.compile: tracing {self.name} raised "
+                          f"{type(entry.trace_error).__name__}: {entry.trace_error}, where eager "
+                          f"does not; this call signature runs eagerly (please report it)",
+                          RuntimeWarning, stacklevel=3)
+            e = Entry()
+            e.eager = True
+            self.cache[key] = e
+        return out
 
     def _build(self, entry, tr: Tracer, leaves, sym, out) -> None:
         g = tr.graph

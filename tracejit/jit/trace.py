@@ -213,9 +213,6 @@ class Tracer:
     def grad(self, owner: Tensor, value, assign: bool) -> None:
         """A read or a write of owner.grad during the trace."""
         if assign:
-            if value is not None and not isinstance(value, Tensor):
-                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad "
-                                f"of type {type(value).__name__}")
             if id(owner) not in self.grad_orig:
                 self.grad_orig[id(owner)] = (owner, owner._grad)
             return
