@@ -1,6 +1,8 @@
 """The only layer that joins tensor, ir and codegen: `compile`, `explain`, `disable`."""
 from __future__ import annotations
 
+import inspect
+
 from .compiled import CompiledFunction, disable
 from .explain import configure_logging, explain
 from .trace import GraphBreak
@@ -18,7 +20,6 @@ class CompiledModule:
         # through Module.__call__: the module's own forward hooks are traced too
         cf = CompiledFunction(module.__call__, modules=list(module.modules()), name="forward",
                               **options)
-        import inspect
         try:
             cf._argnames = list(inspect.signature(module.forward).parameters)
         except (TypeError, ValueError):

@@ -61,22 +61,19 @@ def aliased(entry, leaves, imp) -> bool:
             return True
     if not entry.mutations:
         return False
-    arrays = [x._data for x in leaves if type(x) is not float] + [t._data for t in imp]
-    roots = []
-    for a in arrays:
-        while isinstance(a, np.ndarray) and a.base is not None:
-            a = a.base
-        roots.append(id(a))
+    roots = [_root(x._data) for x in leaves if type(x) is not float] + \
+        [_root(t._data) for t in imp]
     if len(set(roots)) == len(roots):
         return False
-    for kind, i in entry.mutations:
-        t = leaves[i] if kind == "arg" else imp[i]
-        r = t._data
-        while isinstance(r, np.ndarray) and r.base is not None:
-            r = r.base
-        if roots.count(id(r)) > 1:
-            return True
-    return False
+    return any(roots.count(_root((leaves[i] if kind == "arg" else imp[i])._data)) > 1
+               for kind, i in entry.mutations)
+
+
+def _root(a) -> int:
+    """id of the object that owns an array's memory (numpy views chain through .base)."""
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return id(a)
 
 
 def guard_text(cf, leaves, entry) -> str:
