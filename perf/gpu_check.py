@@ -48,12 +48,13 @@ def parse(argv):
 
 # --- the workloads, built identically for CPU eager, CUDA eager/compiled and torch -----------
 
-def workload(wid: str, scale: str, seed: int = 0):
-    """(fn, inputs as numpy arrays, which require grad, floor bytes or None)."""
+def workload(wid: str, scale: str, seed: int = 0, sizes: dict | None = None):
+    """(fn, inputs as numpy arrays, which require grad, floor bytes or None); `sizes` replaces
+    SIZES[scale]."""
     import tracejit as tj
     F = tj.nn.functional
     rng = np.random.default_rng(seed)
-    size = SIZES[scale][wid]
+    size = (sizes or SIZES[scale])[wid]
     f32 = np.float32
     if wid == "W1":
         arrays = [rng.standard_normal(size).astype(f32) for _ in range(3)]

@@ -263,6 +263,45 @@ def test_training_step_on_the_gpu_matches_the_cpu():
         close(pg, pc, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("opt_name", ["momentum", "adam"])
+def test_compiled_whole_training_step_on_the_gpu_matches_the_cpu(opt_name):
+    """forward, backward(), opt.step() and zero_grad() in one compiled function on CUDA
+    tensors: parameters and optimizer state are updated on the GPU as eager does on the CPU (the
+    learning rate is a 0-d host input, as torch lets 0-d CPU tensors meet CUDA ones)."""
+    import warnings
+    x = RNG.standard_normal((4, 6)).astype(np.float32)
+    t = np.array([0, 2, 1, 2])
+    tj.manual_seed(0)
+    ref = tj.nn.Sequential(tj.nn.Linear(6, 5), tj.nn.ReLU(), tj.nn.Linear(5, 3))
+    runs = []
+    for dev, compiled in (("cpu", False), ("cuda", True)):
+        model = tj.nn.Sequential(tj.nn.Linear(6, 5), tj.nn.ReLU(), tj.nn.Linear(5, 3))
+        model.load_state_dict(ref.state_dict())
+        model.to(dev)
+        opt = tj.optim.SGD(model.parameters(), lr=0.1, momentum=0.9) if opt_name == "momentum" \
+            else tj.optim.Adam(model.parameters(), lr=0.05)
+
+        def step(xb, tb):
+            loss = tj.nn.functional.cross_entropy(model(xb), tb)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            return loss
+        f = tj.compile(step) if compiled else step
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")          # no graph break
+            losses = [f(tj.tensor(x * (1 + i), device=dev), tj.tensor(t, device=dev)).item()
+                      for i in range(4)]
+        runs.append((losses, model))
+        if compiled:
+            assert f.compiles == 1 and next(iter(f.cache.values())).backend == "cuda"
+    (want, cpu), (got, gpu) = runs
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    for pg, pc in zip(gpu.parameters(), cpu.parameters()):
+        assert pg.is_cuda
+        close(pg, pc, rtol=1e-4, atol=1e-5)
+
+
 # --- the compiled path: fused kernels ------------------------------------------------------
 
 def _compiled_vs_eager(fn, arrays, n_kernels=None):

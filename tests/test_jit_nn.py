@@ -1,5 +1,7 @@
 """Compiled nn.Modules: the same parameter objects, training identical to eager, buffers
 (BatchNorm running stats) written back."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -219,6 +221,33 @@ def test_whole_training_step_compiles_and_trains_like_eager(backend, zero_first,
         else:
             assert a.grad is None and b.grad is None
     assert fn.compiles == 1     # (with state to create, the first step ran eagerly)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_optimizer_over_tensors_passed_as_arguments_runs_eagerly(backend):
+    """The trace sees an argument through a stand-in; an optimizer holding the tensors
+    themselves would read no .grad and update nothing. Such a step breaks the graph and trains
+    as eager does."""
+    rng = np.random.default_rng(0)
+    x, t = tj.tensor(rng.standard_normal((8, 4)).astype(np.float32)), tj.tensor(rng.integers(0, 3, 8))
+    runs = []
+    for compiled in (False, True):
+        w = tj.tensor(rng.standard_normal((3, 4)).astype(np.float32) * 0 + 0.1, requires_grad=True)
+        opt = tj.optim.SGD([w], lr=0.5, momentum=0.9)
+
+        def step(w, x, t):
+            loss = tj.nn.functional.cross_entropy(x @ w.t(), t)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            return loss
+        f = tj.compile(step, backend=backend) if compiled else step
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            runs.append([f(w, x, t).item() for _ in range(4)])
+        if compiled:
+            assert any("passed as an argument" in str(c.message) for c in caught)
+    assert runs[1] == runs[0] and runs[0][-1] < runs[0][0]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -141,19 +141,18 @@ def to_device(t, device):
     return out
 
 
-def select_backend(backend: str | None, tensors: list) -> tuple:
-    """(backend, to_host) for a compiled function called with `tensors` (explicit and closed
-    over): CUDA inputs select the CUDA backend; backend='cuda' with CPU inputs runs on the GPU
-    and hands results back to the host."""
-    from .tensor import Tensor
-    ts = [t for t in tensors if isinstance(t, Tensor)]
-    on = any(t.is_cuda for t in ts)
+def select_backend(backend: str | None, datas: list) -> tuple:
+    """(backend, to_host) for a compiled function whose tensors (explicit and closed over) hold
+    `datas` (their arrays as the call found them): CUDA inputs select the CUDA backend;
+    backend='cuda' with CPU inputs runs on the GPU and hands results back to the host."""
+    from .tensor import _on_device
+    on = any(_on_device(d) for d in datas)
     if not on:
         if backend == "cuda":
             require()
             return "cuda", True
         return backend, False
-    if any(not t.is_cuda and t.ndim for t in ts):
+    if any(not _on_device(d) and d.ndim for d in datas):
         from .codegen.cuda.eager import MIXED
         raise RuntimeError(MIXED)
     if backend not in (None, "cuda"):

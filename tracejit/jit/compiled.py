@@ -241,6 +241,7 @@ class CompiledFunction:
             with tr:
                 tr.arg_nonleaf = {i for i, x in enumerate(leaves)
                                   if isinstance(x, Tensor) and x.grad_fn is not None}
+                tr.arg_ids = {id(x) for x in leaves if isinstance(x, Tensor)}
                 owner = getattr(self.fn, "__self__", None)     # tj.compile(module)
                 if "_parameters" in getattr(owner, "__dict__", ()):
                     tr.module(owner)
@@ -351,10 +352,10 @@ class CompiledFunction:
         entry.value_guards = list(tr.value_guards)
         entry.lifted = bool(tr.lifted)
         # (a closed-over tensor written in place holds a traced value until restore_mutated)
-        kinds = [type(tr.mutations[id(t)][1] if id(t) in tr.mutations else t._data)
+        datas = [tr.mutations[id(t)][1] if id(t) in tr.mutations else t._data
                  for t in tr.implicit]
-        entry.implicit_guard = [(t.shape, t.dtype, t.requires_grad, k)
-                                for t, k in zip(tr.implicit, kinds)]
+        entry.implicit_guard = [(t.shape, t.dtype, t.requires_grad, type(d))
+                                for t, d in zip(tr.implicit, datas)]
         # .grad assignments (backward() and zero_grad() inside): replayed after each call
         entry.grad_sets, grad_nodes = [], []
         for owner, val in tr.grad_effects():
@@ -414,9 +415,8 @@ class CompiledFunction:
                                 len(entry.saved), entry.saved_bytes)
         t3 = time.perf_counter()
         entry.fwd_graph, entry.bwd_graph = fwd_graph, bwd_graph
-        on_gpu = [t for t, (*_, k) in zip(entry.implicit, entry.implicit_guard)
-                  if hasattr(k, "__tracejit_device__")]
-        entry.backend, entry.to_host = _cuda.select_backend(self.backend, leaves + on_gpu)
+        entry.backend, entry.to_host = _cuda.select_backend(
+            self.backend, [x._data for x in leaves if isinstance(x, Tensor)] + datas)
         # the forward's outputs n_user.. are the new values of the mutated inputs
         inplace = {entry.n_user + m: i if kind == "arg" else len(leaves) + i
                    for m, (kind, i) in enumerate(entry.mutations)}

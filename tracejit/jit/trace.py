@@ -79,6 +79,7 @@ class Tracer:
         self.arg_grads: list = []   # arguments accumulated into: their .grad must start None
         self.arg_nonleaf: set = set()   # arguments computed outside with a history (set by
                                         # the caller): backward() cannot reach into it
+        self.arg_ids: set = set()   # ids of the argument tensors themselves (set by the caller)
         self.implicit_leaf: list = []   # per implicit input: a leaf (no history) when met
         self.history: dict = {}     # id(tensor) -> the nodes in-place updates gave it
         self.backward_leaves: list = []  # ("arg" | "imp", index) accumulated into by backward
@@ -212,6 +213,12 @@ class Tracer:
 
     def grad(self, owner: Tensor, value, assign: bool) -> None:
         """A read or a write of owner.grad during the trace."""
+        if id(owner) in self.arg_ids:
+            # the trace sees an argument through its stand-in: the .grad of the tensor itself
+            # (an optimizer over the arguments) would miss what backward() gave the stand-in
+            self.graph_break("the .grad of a tensor passed as an argument, used through "
+                             "another reference (an optimizer or a closure over the "
+                             "arguments); close over such tensors instead of passing them")
         if assign:
             if id(owner) not in self.grad_orig:
                 self.grad_orig[id(owner)] = (owner, owner._grad)

@@ -1,0 +1,163 @@
+"""`NUMBA_ENABLE_CUDASIM=1 python -m perf.cuda_census`: what one CUDA training step asks of the
+GPU and of the host, measured without a GPU.
+
+On a real GPU the small steps of W1..W4 are bound by the host: each numba launch cost ~45 us of
+Python on the H200 host (perf/RESULTS.md), a host<->device copy synchronises, and a fresh
+cuMemAlloc is slow. Under Numba's CUDA simulator this counts, per warm step (forward, backward
+and, for W2's whole step, the optimizer):
+  - launches: kernels started (each numba launch is host time on a GPU);
+  - h2d, d2h: host->device and device->host copies (each one synchronises);
+  - allocs: device allocations the caching pool could not serve;
+and times the step's host work with kernel bodies skipped ("host us"): tracejit's own Python
+per step, the part the simulator can measure. The counts are what tests/test_cuda_census.py
+holds the backend to.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+
+import numpy as np
+
+
+class Census:
+    """Counts launches, copies and allocations while active; `run_kernels=False` skips the
+    kernel bodies (outputs hold garbage: for timing the host side only)."""
+
+    def __init__(self, run_kernels: bool = True) -> None:
+        self.run_kernels = run_kernels
+        self.counts = dict.fromkeys(("launches", "h2d", "d2h", "allocs"), 0)
+
+    @contextlib.contextmanager
+    def active(self):
+        from numba import config, cuda
+        if not config.ENABLE_CUDASIM:
+            raise RuntimeError("the census runs under Numba's CUDA simulator: set "
+                               "NUMBA_ENABLE_CUDASIM=1 before Python starts")
+        from numba.cuda.simulator import kernel as K
+        from numba.cuda.simulator.cudadrv import devicearray as DA
+        c = self.counts
+        saved = [(K.FakeCUDAKernel, "__call__"), (DA.FakeCUDAArray, "copy_to_host"),
+                 (DA.FakeCUDAArray, "copy_to_device"), (cuda, "to_device"),
+                 (cuda, "device_array")]
+        orig = [getattr(o, n) for o, n in saved]
+        call, to_host, to_dev, upload, alloc = orig
+
+        def launch(kern, *args):
+            if kern._device or K._kernel_context:    # a device function called in a kernel
+                return call(kern, *args)
+            c["launches"] += 1
+            return call(kern, *args) if self.run_kernels else None
+
+        def copy_to_host(a, *args, **kw):
+            c["d2h"] += 1
+            return to_host(a, *args, **kw)
+
+        def copy_to_device(a, ary, *args, **kw):
+            c["h2d" if isinstance(ary, np.ndarray) else "launches"] += 1
+            return to_dev(a, ary, *args, **kw)
+
+        def to_device(ary, *args, **kw):
+            c["h2d"] += 1
+            c["allocs"] += 1
+            return upload(ary, *args, **kw)
+
+        def device_array(*args, **kw):
+            c["allocs"] += 1
+            return alloc(*args, **kw)
+        for (o, n), f in zip(saved, (launch, copy_to_host, copy_to_device, to_device,
+                                     device_array)):
+            setattr(o, n, f)
+        try:
+            yield self
+        finally:
+            for (o, n), f in zip(saved, orig):
+                setattr(o, n, f)
+
+
+SIZES = {"W1": 64, "W2": (8, [12, 10, 10, 4]), "W3": (4, 16), "W4": (8, 10)}
+
+
+def make_step(wid: str, mode: str, device: str = "cuda"):
+    """A zero-argument CUDA step of workload `wid` ("W2 whole" for the compiled training step),
+    `mode` "eager" or "compiled", with its tensors built; run it twice to warm it up."""
+    import tracejit as tj
+    from perf.gpu_check import workload
+    name = wid.split()[0]
+    fn, arrays, rg, _ = workload(name, "tiny", sizes=SIZES)
+    ins = [tj.tensor(a, device=device, requires_grad=r) for a, r in zip(arrays, rg)]
+    params = [t for t, r in zip(ins, rg) if r]
+    if wid.endswith("whole"):
+        # the training step closes over the parameters its optimizer updates, as a model's
+        # step does (passed as arguments, their .grad would break the graph)
+        data, weights = ins[:2], ins[2:]
+        opt = tj.optim.SGD(weights, lr=0.01, momentum=0.9)
+
+        def train(x, t):
+            loss = fn(x, t, *weights)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            return loss
+        f = tj.compile(train) if mode == "compiled" else train
+        return lambda: f(*data)
+    f = tj.compile(fn) if mode == "compiled" else fn
+
+    def step():
+        for t in params:
+            t.grad = None
+        f(*ins).backward()
+    return step
+
+
+def census(wid: str, mode: str, reps: int = 5) -> dict:
+    """Counts per warm step, and the host microseconds per step with kernels skipped."""
+    import tracejit as tj
+    step = make_step(wid, mode)
+    for _ in range(2):
+        step()
+    tj.cuda.synchronize()
+    c = Census()
+    with c.active():
+        step()
+        tj.cuda.synchronize()
+    out = dict(c.counts)
+    quiet = Census(run_kernels=False)
+    with quiet.active():
+        step()
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            step()
+            ts.append(time.perf_counter() - t0)
+    out["host_us"] = float(np.median(ts)) * 1e6
+    return out
+
+
+WORKLOADS = ("W1", "W2", "W2 whole", "W3", "W4")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    args = ap.parse_args(argv)
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    print(f"{'workload':10} {'mode':9} {'launches':>8} {'h2d':>4} {'d2h':>4} {'allocs':>6} "
+          f"{'host us':>8}")
+    for wid in args.workloads.split(","):
+        modes = ("compiled",) if wid.endswith("whole") else ("eager", "compiled")
+        for mode in modes:
+            r = census(wid, mode)
+            print(f"{wid:10} {mode:9} {r['launches']:8d} {r['h2d']:4d} {r['d2h']:4d} "
+                  f"{r['allocs']:6d} {r['host_us']:8.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
