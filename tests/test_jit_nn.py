@@ -229,10 +229,11 @@ def test_optimizer_over_tensors_passed_as_arguments_runs_eagerly(backend):
     themselves would read no .grad and update nothing. Such a step breaks the graph and trains
     as eager does."""
     rng = np.random.default_rng(0)
-    x, t = tj.tensor(rng.standard_normal((8, 4)).astype(np.float32)), tj.tensor(rng.integers(0, 3, 8))
+    x = tj.tensor(rng.standard_normal((8, 4)).astype(np.float32))
+    t = tj.tensor(rng.integers(0, 3, 8))
     runs = []
     for compiled in (False, True):
-        w = tj.tensor(rng.standard_normal((3, 4)).astype(np.float32) * 0 + 0.1, requires_grad=True)
+        w = tj.tensor(np.full((3, 4), 0.1, np.float32), requires_grad=True)
         opt = tj.optim.SGD([w], lr=0.5, momentum=0.9)
 
         def step(w, x, t):
