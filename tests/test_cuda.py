@@ -302,6 +302,64 @@ def test_compiled_whole_training_step_on_the_gpu_matches_the_cpu(opt_name):
         close(pg, pc, rtol=1e-4, atol=1e-5)
 
 
+def _inplace_case(case, x, g):
+    """In-place updates of x (and g) under no_grad, as optimizers write them; some read the old
+    values elsewhere, which must stop the new value from being stored into x early."""
+    with tj.no_grad():
+        if case == "sgd":
+            g.mul_(0.9).add_(x)
+            x.add_(g, alpha=-0.1)
+        elif case == "transposed":
+            x.t().mul_(0.5)
+        elif case == "flip":
+            x.add_(x.flip(0))
+        elif case == "row":
+            x.sub_(x[0])
+        elif case == "sum_after":
+            old = x * 3
+            x.mul_(2)
+            return (old.sum(0) + x).sum(1)
+        elif case == "read_after":
+            old = x.exp()
+            x.add_(1)
+            return old * x
+        elif case == "swap":                # a store over x must not feed the store into g
+            t = x.clone()
+            x.copy_(g)
+            g.add_(t)
+        elif case == "bias_grad":           # a column sum's epilogue updating a vector
+            g.sub_((x * 0.5).sum(0))
+    # (an update fused into a reduction's inner loop, as x.sum() here would fuse the stores
+    # of "sgd", is copied back: a later pass of that kernel may read the input again)
+    return None if case in ("sgd", "swap", "bias_grad") else x.sum()
+
+
+@pytest.mark.parametrize("case", ["sgd", "transposed", "flip", "row", "sum_after",
+                                  "read_after", "swap", "bias_grad"])
+def test_compiled_in_place_updates_on_the_gpu_match_eager(case, monkeypatch):
+    """The kernel computing an input's new value stores into the input's buffer when it is the
+    last reader (no copy-back launch); values are CPU eager's either way."""
+    from tracejit.codegen.cuda import eager as ce
+    copies = []
+    real = ce.copy_into
+    monkeypatch.setattr(ce, "copy_into", lambda d, s: (copies.append(d.shape), real(d, s)))
+    x0 = RNG.standard_normal((6, 5)).astype(np.float32)
+    g0 = RNG.standard_normal(5 if case == "bias_grad" else (6, 5)).astype(np.float32)
+    xc, gc = tj.tensor(x0), tj.tensor(g0)
+    xg, gg = tj.tensor(x0, device="cuda"), tj.tensor(g0, device="cuda")
+    arrays = (xg._data, gg._data)
+    cf = tj.compile(lambda x, g: _inplace_case(case, x, g))
+    for _ in range(2):
+        want, got = _inplace_case(case, xc, gc), cf(xg, gg)
+        if want is not None:
+            close(got, want, rtol=1e-5, atol=1e-5)
+        close(xg, xc, rtol=1e-5, atol=1e-5)
+        close(gg, gc, rtol=1e-5, atol=1e-5)
+    assert cf.compiles == 1 and (xg._data, gg._data) == arrays
+    if case in ("sgd", "swap", "bias_grad"):
+        assert copies == []         # every update stored straight into its tensor
+
+
 # --- the compiled path: fused kernels ------------------------------------------------------
 
 def _compiled_vs_eager(fn, arrays, n_kernels=None):

@@ -45,7 +45,8 @@ def _dumper(directory: str, name: str):
 
 def compile_graph(g, backend: str | None, inplace: dict | None = None):
     """`inplace`: {output index: input index} of the function's in-place updates, which the
-    LLVM backend may write straight into the input's array (the others copy them back)."""
+    LLVM and CUDA backends may write straight into the input's array (codegen/inplace.py; the
+    others copy them back)."""
     backend = backend or default_backend()
     if backend == "interpret":
         from ..codegen.interpret import compile_graph as c
@@ -63,5 +64,5 @@ def compile_graph(g, backend: str | None, inplace: dict | None = None):
         except ImportError as e:
             raise RuntimeError(f"backend 'cuda' is unavailable ({e}); it needs numba-cuda and an "
                                f"NVIDIA GPU (or NUMBA_ENABLE_CUDASIM=1)") from None
-        return c(g)
+        return c(g, inplace)
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(_BACKENDS)}")

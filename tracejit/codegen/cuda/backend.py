@@ -7,7 +7,9 @@ every other node runs through the eager CUDA implementation of its op (eager.py:
 scatters, the tiled matmul), exactly as eager mode would run it. Constants are uploaded once.
 Inputs may be host arrays (`backend="cuda"` called with CPU tensors: uploaded; 0-d ones stay host
 scalars, passed to kernels by value). Outputs are fresh device buffers: a view, an input or an
-array returned twice is copied.
+array returned twice is copied; but the new value of an input the function updates in place is
+stored into that input's buffer when its kernel is the input's last reader (codegen/inplace.py)
+and the input is contiguous on the GPU, so no copy-back follows.
 
     %3: f32[] = kernel k0 {mul, add, tanh, sum} %x, %w, %b   ->  one split-reduction launch pair
 """
@@ -21,6 +23,7 @@ from ...ir.passes.fusion import Schedule, fuse
 from ...ops import REGISTRY
 from . import array as A
 from . import eager
+from ..inplace import plan as plan_inplace
 from .kernels import KernelRunner
 
 
@@ -28,14 +31,21 @@ def _owner(a):
     return a.base if getattr(a, "base", None) is not None else a
 
 
-def compile_graph(g: Graph) -> CudaGraph:
-    return CudaGraph(g, fuse(g))
+def _dense(a) -> bool:
+    """C-contiguous, as the compiled kernels store (size-1 dims may have any stride)."""
+    return all(s == c for s, c, n in zip(a.strides, A.contiguous_strides(a.shape), a.shape)
+               if n != 1)
+
+
+def compile_graph(g: Graph, inplace: dict | None = None) -> CudaGraph:
+    """`inplace`: {output index: input index} of the function's in-place updates."""
+    return CudaGraph(g, fuse(g), inplace or {})
 
 
 class CudaGraph:
     """Callable: list of arrays (graph inputs) -> list of fresh CudaArrays (graph outputs)."""
 
-    def __init__(self, g: Graph, sched: Schedule) -> None:
+    def __init__(self, g: Graph, sched: Schedule, inplace: dict | None = None) -> None:
         g = sched.graph          # g after fusion's rewrites: the same inputs and outputs
         self.graph, self.schedule = g, sched
         self.kernels: list = []
@@ -56,6 +66,13 @@ class CudaGraph:
                                     [id(st.node) for st in s.stores]))
             else:
                 self._steps.append(("n", s, [id(u) for u in s.inputs], [id(s)]))
+        # step -> [(store, input index)] of the stores that may go into their input's buffer
+        self._donors: dict = {}
+        self._donated: dict = {}        # id(output) -> input index
+        for o, (ii, st, j) in plan_inplace(self._steps, g, inplace or {},
+                                           lambda r: True).items():
+            self._donors.setdefault(st, []).append((j, ii))
+            self._donated[o] = ii
 
     def describe(self) -> str:
         return "cuda: " + (self.schedule.describe() or "no kernels").replace("\n", "\ncuda: ")
@@ -71,10 +88,17 @@ class CudaGraph:
                 a = A.from_host(a)
             env[id(n)] = a
             inputs.add(id(_owner(a)))
-        for kind, s, ins, outs in self._steps:
+        for i, (kind, s, ins, outs) in enumerate(self._steps):
             if kind == "k":
+                into = None
+                if i in self._donors:
+                    into = [None] * len(outs)
+                    for j, ii in self._donors[i]:
+                        a = arrays[ii]
+                        if type(a) is A.CudaArray and a.writeable and _dense(a):
+                            into[j] = a
                 for v, a in zip(outs, s([env[v] if v in env else self._leaf(n)
-                                         for v, n in zip(ins, s.values)])):
+                                         for v, n in zip(ins, s.values)], into)):
                     env[v] = a
             else:
                 env[id(s)] = self._node(s, env)
@@ -83,7 +107,10 @@ class CudaGraph:
             a = env[id(o)] if id(o) in env else self._leaf(o)
             if not isinstance(a, A.CudaArray):
                 a = A.from_host(np.asarray(a, o.type.dtype.np))
-            if id(_owner(a)) in inputs or id(_owner(a)) in taken or not a.writeable:
+            ii = self._donated.get(id(o))
+            if ii is not None and a is arrays[ii]:
+                pass                    # stored into its input (returned once: see plan)
+            elif id(_owner(a)) in inputs or id(_owner(a)) in taken or not a.writeable:
                 a = eager.copy(a)
             taken.add(id(_owner(a)))
             result.append(a)

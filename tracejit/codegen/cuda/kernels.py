@@ -123,7 +123,8 @@ class KernelRunner:
 
     # --- per call ---
     def __call__(self, ins: list, outs: list | None = None, shape: tuple | None = None) -> list:
-        """ins: one array per operand value (CudaArray or host 0-d); returns the stores."""
+        """ins: one array per operand value (CudaArray or host 0-d); returns the stores, into
+        `outs` where given (arrays of the stores' shapes, laid out as the kernel stores)."""
         shape = self.k.shape if shape is None else tuple(shape)
         sig = (shape, tuple(a.strides if type(a) is A.CudaArray else None for a in ins))
         plan = self._plans.get(sig)
@@ -134,6 +135,8 @@ class KernelRunner:
         launch, launch2, out_specs, parts, extra = plan
         if outs is None:
             outs = [A.empty(sh, dt) for sh, dt in out_specs]
+        else:                                   # None: a fresh buffer for that store
+            outs = [A.empty(sh, dt) if o is None else o for o, (sh, dt) in zip(outs, out_specs)]
         if launch is None:                      # nothing to compute (a zero-size space)
             return outs
         args = []

@@ -24,6 +24,7 @@ from ...ir.kernel import Kernel
 from ...ir.passes.fusion import Schedule, fuse
 from ...ir.passes.onehot import onehot
 from ...ops import REGISTRY
+from ..inplace import plan as plan_inplace
 
 logger = logging.getLogger("tracejit.codegen")
 
@@ -137,42 +138,15 @@ class CompiledGraph:
         self._out_ids = out_ids
 
     def _plan_inplace(self, inplace: dict) -> dict:
-        """{id(output): (input index, load operands)} for the in-place outputs a kernel may
-        write over their input's array: the kernel runs after the index checks, reads the
-        input at the written index only, nothing else reads it (or a view of it) from that
-        kernel on, and the output is returned once."""
-        run = self._run
-        out_ids = [id(o) for o in run.outputs]
+        """{id(output): (input index, load operands)} for the in-place outputs a kernel writes
+        over their input's array (codegen/inplace.py), after the index checks."""
         donors: dict = {}
-        for oi, ii in inplace.items():
-            o, inp = run.outputs[oi], run.inputs[ii]
-            if out_ids.count(id(o)) != 1 or id(inp) in self._out_ids or o.type != inp.type:
-                continue
-            k = next((i for i, st in enumerate(self._steps) if st[0] == "k" and id(o) in st[3]),
-                     None)
-            if k is None or k <= self._check_after:
-                continue
-            _, step, ins, outs, _ = self._steps[k]
-            j = outs.index(id(o))
-            if hasattr(step, "inplace_ok") and step.inplace_ok(j, inp) and \
-                    self._last_read(id(inp), k) < k:
-                loads = tuple(n for n, v in enumerate(ins) if v == id(inp))
-                donors[id(o)] = (ii, tuple((len(ins) + j, n) for n in loads))
+        for o, (ii, s, j) in plan_inplace(self._steps, self._run, inplace,
+                                          lambda st: not isinstance(st, _NumpyKernel),
+                                          self._check_after + 1).items():
+            ins, inp = self._steps[s][2], id(self._run.inputs[ii])
+            donors[o] = (ii, tuple((len(ins) + j, n) for n, v in enumerate(ins) if v == inp))
         return donors
-
-    def _last_read(self, v: int, skip: int = -1) -> int:
-        """The last step that reads value v or a view made of it, leaving out step `skip`'s
-        direct loads of v (not its loads of views); -1 when none does, len(steps) when a view
-        of it is returned (the outputs are read after the last step)."""
-        last = -1
-        for i, (kind, step, ins, outs, _) in enumerate(self._steps):
-            if v not in ins or i == skip:
-                continue
-            last = max(last, i)
-            if kind == "n" and step.op not in ("matmul", "cat"):     # may return a view of v
-                last = max(last, len(self._steps) if outs[0] in self._out_ids else
-                           self._last_read(outs[0]))
-        return last
 
     def _warm_up(self) -> None:
         """Compile every kernel for the layout contiguous inputs give (dry run on fakes)."""

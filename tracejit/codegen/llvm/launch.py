@@ -131,17 +131,6 @@ class KernelLauncher:
             p = self.plans[key] = self._make_plan(arrays, alias)
         return p
 
-    def inplace_ok(self, store: int, load_value) -> bool:
-        """Whether store `store` may write over the array that `load_value` is read from: every
-        load of that value has the store's index map, so each element is read before it is
-        written, by the same thread. In a reduction only a store of a reduced result (once per
-        output, after all passes, or in `fin` after every split) qualifies."""
-        k = self.k
-        st = k.stores[store]
-        if k.is_reduce and st.inner:
-            return False
-        return all(ld.dims == st.dims for ld in k.loads if ld.value is load_value)
-
     def _make_plan(self, arrays: list, alias: tuple = ()) -> _Plan:
         k = self.k
         shape = k.shape
@@ -197,7 +186,7 @@ class KernelLauncher:
 
     def run(self, ins: list, outs: list, alias: tuple = ()) -> None:
         """`alias`: (operand, operand) pairs, a store that is given a load's array to write
-        over (checked with inplace_ok by the caller)."""
+        over (checked with codegen/inplace.py's overwrite_ok by the caller)."""
         arrays = ins + outs
         p = self.plan(arrays, alias)
         if p.items == 0:
