@@ -416,6 +416,24 @@ def test_compiled_row_patterns():
     _compiled_vs_eager(lambda x, t: F.cross_entropy(x, t), [x, t])
 
 
+def test_compiled_cross_entropy_picks_targets_inside_the_row_kernels():
+    """The target gather and its scatter gradient are one-hot selects fused into the row
+    kernels (no gather, zeros or scatter launches); an out-of-range target still raises
+    IndexError, at the next synchronisation as CUDA reports index errors."""
+    x = RNG.standard_normal((6, 5)).astype(np.float32)
+    t = np.array([0, 4, 1, 3, 2, 4])
+    cf = _compiled_vs_eager(lambda x, t: tj.nn.functional.cross_entropy(x, t), [x, t])
+    entry = next(iter(cf.cache.values()))
+    outside = [s.op for cg in (entry.fwd, entry.bwd) for kind, s, *_ in cg._steps if kind == "n"]
+    assert not {"index", "index_put", "full"} & set(outside), outside
+    xg = tj.tensor(x, device="cuda", requires_grad=True)
+    loss = cf(xg, tj.tensor(np.array([0, 4, 1, 7, 2, 4]), device="cuda"))
+    with pytest.raises(IndexError, match="out of range"):
+        loss.item()
+    assert cf(xg, tj.tensor(t, device="cuda")).item() == pytest.approx(
+        tj.nn.functional.cross_entropy(tj.tensor(x), tj.tensor(t)).item(), rel=1e-5)
+
+
 def test_compiled_column_reduction_and_matmul():
     x = RNG.standard_normal((16, 6)).astype(np.float32)
     w = RNG.standard_normal((6, 3)).astype(np.float32)

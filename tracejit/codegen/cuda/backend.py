@@ -20,6 +20,7 @@ import numpy as np
 from ...ir.graph import Graph, Node
 from ...ir.kernel import Kernel
 from ...ir.passes.fusion import Schedule, fuse
+from ...ir.passes.onehot import onehot
 from ...ops import REGISTRY
 from . import array as A
 from . import eager
@@ -38,15 +39,28 @@ def _dense(a) -> bool:
 
 
 def compile_graph(g: Graph, inplace: dict | None = None) -> CudaGraph:
-    """`inplace`: {output index: input index} of the function's in-place updates."""
+    """`inplace`: {output index: input index} of the function's in-place updates. Row gathers
+    and scatters become one-hot selects (ir/passes/onehot.py) that fuse into row kernels; their
+    index checks set the device's error flag, raised at the next synchronisation as other
+    CUDA index errors are."""
+    run, nchecks = onehot(g)
+    if nchecks:
+        sched = fuse(run)
+        checks = {id(o) for o in sched.graph.outputs[len(sched.graph.outputs) - nchecks:]}
+        stored = {id(st.node) for k in sched.steps if isinstance(k, Kernel) for st in k.stores}
+        if checks <= stored:
+            return CudaGraph(g, sched, inplace or {}, nchecks)
     return CudaGraph(g, fuse(g), inplace or {})
 
 
 class CudaGraph:
     """Callable: list of arrays (graph inputs) -> list of fresh CudaArrays (graph outputs)."""
 
-    def __init__(self, g: Graph, sched: Schedule, inplace: dict | None = None) -> None:
-        g = sched.graph          # g after fusion's rewrites: the same inputs and outputs
+    def __init__(self, g: Graph, sched: Schedule, inplace: dict | None = None,
+                 nchecks: int = 0) -> None:
+        g = sched.graph     # g after fusion's rewrites: the same inputs and outputs, and then
+        self._nout = len(g.outputs) - nchecks        # the index checks of the one-hot selects
+        checks = {id(o) for o in g.outputs[self._nout:]}
         self.graph, self.schedule = g, sched
         self.kernels: list = []
         self._steps: list = []
@@ -60,7 +74,8 @@ class CudaGraph:
                           id(n.inputs[0]) not in outs}
         for s in sched.steps:
             if isinstance(s, Kernel):
-                r = KernelRunner(s)
+                r = KernelRunner(s, flags=[q for q, st in enumerate(s.stores)
+                                           if id(st.node) in checks])
                 self.kernels.append(r)
                 self._steps.append(("k", r, [id(v) for v in r.values],
                                     [id(st.node) for st in s.stores]))
@@ -91,9 +106,10 @@ class CudaGraph:
         for i, (kind, s, ins, outs) in enumerate(self._steps):
             if kind == "k":
                 into = None
-                if i in self._donors:
-                    into = [None] * len(outs)
-                    for j, ii in self._donors[i]:
+                if i in self._donors or s.flags:
+                    into = [A.index_error_flag() if j in s.flags else None
+                            for j in range(len(outs))]
+                    for j, ii in self._donors.get(i, ()):
                         a = arrays[ii]
                         if type(a) is A.CudaArray and a.writeable and _dense(a):
                             into[j] = a
@@ -103,7 +119,7 @@ class CudaGraph:
             else:
                 env[id(s)] = self._node(s, env)
         result, taken = [], {id(c) for c in self._consts.values()}
-        for o in g.outputs:
+        for o in g.outputs[:self._nout]:
             a = env[id(o)] if id(o) in env else self._leaf(o)
             if not isinstance(a, A.CudaArray):
                 a = A.from_host(np.asarray(a, o.type.dtype.np))

@@ -97,8 +97,10 @@ class Variant:
 
 
 class KernelRunner:
-    def __init__(self, k: Kernel, runtime: bool = False) -> None:
-        self.k, self.runtime = k, runtime
+    def __init__(self, k: Kernel, runtime: bool = False, flags=()) -> None:
+        """flags: the stores that are index checks, written to the device's error flag
+        (array.index_error_flag) instead of an array of their own."""
+        self.k, self.runtime, self.flags = k, runtime, frozenset(flags)
         self.values: list = []           # operand index -> load value node
         self.op_of: list = []            # load index -> operand index
         for ld in k.loads:

@@ -1,7 +1,8 @@
 """Source generation for `KernelRunner` (kernels.py): one numba.cuda kernel per fused `Kernel`.
 
 `generate` emits, in this order of parameters: per operand `ab{j}, ao{j}` (buffer, offset) or
-`ac{j}` (a scalar); per store `y{q}, yo{q}`; when split, one partials buffer `p{i}` per
+`ac{j}` (a scalar); per store `y{q}, yo{q}` (for an index check, the error flag: set to 1
+where the check holds); when split, one partials buffer `p{i}` per
 reduction; in runtime mode the strides `s{load}_{axis}`, `os{store}_{axis}` and sizes `n{axis}`;
 last `nsplit`. Iteration indices are `x{axis}`, step values `v{step}`. A reduction kernel walks
 tiles of kept points (block-uniform loop, so every thread reaches every `syncthreads`), and for
@@ -129,8 +130,12 @@ class _Gen:
 
     def store(self, q: int, vals: dict, axes, guard: str = "") -> None:
         st = self.k.stores[q]
-        addr = " + ".join([f"yo{q}"] + self.terms(self.sstride[q], axes))
-        line = f"y{q}[{addr}] = {vals[st.step]}"
+        if q in self.r.flags:           # an index check: raise the error flag where it is set
+            guard = f"{guard} and {vals[st.step]}" if guard else str(vals[st.step])
+            line = f"y{q}[yo{q}] = 1"
+        else:
+            addr = " + ".join([f"yo{q}"] + self.terms(self.sstride[q], axes))
+            line = f"y{q}[{addr}] = {vals[st.step]}"
         if guard:
             with self.em.block(f"if {guard}:"):
                 self.em.line(line)
@@ -166,7 +171,7 @@ class _Gen:
                 else:
                     self.load(i, vals, f"ao{self.r.op_of[li]}", axes)
             for q, st in enumerate(k.stores):
-                if is_flat(self.sstride[q]):
+                if is_flat(self.sstride[q]) and q not in self.r.flags:
                     em.line(f"y{q}[yo{q} + i] = {vals[st.step]}")
                 else:
                     self.store(q, vals, axes)
