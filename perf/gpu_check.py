@@ -178,8 +178,15 @@ def overheads() -> str:
     a = cuda.to_device(np.zeros(16, np.float32))
     x, y = tj.ones(16, device="cuda"), tj.ones(16, device="cuda")
     f = tj.compile(lambda x, y: (x * y + 1.0).relu())
-    parts = [("numba launch", lambda: k[1, 32](a, a)), ("tj eager x*y", lambda: x * y),
-             ("tj compiled W5", lambda: f(x, y))]
+    from tracejit.codegen.cuda.launch import Launch
+    raw, plain = Launch(k, 1, 32), Launch(k, 1, 32)
+    raw(a, a)
+    plain(a, a)
+    plain.raw = False                                   # numba's _Kernel.launch
+    parts = [("numba launch", lambda: k[1, 32](a, a)),
+             ("tj Launch kernel.launch", lambda: plain(a, a)),
+             (f"tj Launch raw ({'on' if raw.raw else 'refused'})", lambda: raw(a, a)),
+             ("tj eager x*y", lambda: x * y), ("tj compiled W5", lambda: f(x, y))]
     try:
         import torch
         if torch.cuda.is_available():
@@ -254,6 +261,54 @@ def time_torch(wid, scale, reps):
     return median_time(step, torch.cuda.synchronize, reps)
 
 
+def launch_paths(scale, reps) -> str:
+    """W3 and W4 compiled with numba's own launch (TRACEJIT_CUDA_LAUNCH=numba) against the raw
+    launch (codegen/cuda/launch.py), in this process."""
+    out = []
+    for wid in ("W3", "W4"):
+        got = {}
+        for mode in ("numba", "raw"):
+            os.environ["TRACEJIT_CUDA_LAUNCH"] = mode
+            try:
+                got[mode] = time_tracejit(wid, scale, "compiled", reps)[0]
+            finally:
+                os.environ.pop("TRACEJIT_CUDA_LAUNCH", None)
+        out.append(f"{wid} {got['numba'] * 1e3:.3f} -> {got['raw'] * 1e3:.3f} ms")
+    return "  launch path numba -> raw (compiled fwd+bwd): " + ", ".join(out)
+
+
+def host_profile(wid, scale, steps=20) -> str:
+    """Where the host time of a compiled step goes (cProfile, top functions by own time)."""
+    import cProfile
+    import io
+    import pstats
+
+    import tracejit as tj
+    fn, arrays, rg, _ = workload(wid, scale)
+    ins = _tensors(arrays, rg, "cuda")
+    f = tj.compile(fn)
+
+    def step():
+        for t in ins:
+            t.grad = None
+        f(*ins).backward()
+    for _ in range(3):
+        step()
+    tj.cuda.synchronize()
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in range(steps):
+        step()
+    tj.cuda.synchronize()
+    pr.disable()
+    buf = io.StringIO()
+    pstats.Stats(pr, stream=buf).sort_stats("tottime").print_stats(14)
+    body = buf.getvalue()
+    body = body[body.find("ncalls"):] if "ncalls" in body else body
+    return f"  host profile of {steps} {wid} compiled steps (cProfile, by own time):\n" + \
+        "\n".join("    " + ln for ln in body.rstrip().splitlines())
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 def main(argv=None) -> int:
@@ -314,6 +369,9 @@ def main(argv=None) -> int:
                          f"  [kernels fwd+bwd {KERNELS.get(wid, '?')}]")
         except Exception as e:  # noqa: BLE001
             lines.append(f"  {wid}: failed: {type(e).__name__}: {e}"[:300])
+    if time.perf_counter() - start < args.budget:
+        lines.append(_maybe_line(lambda: launch_paths(scale, reps)))
+        lines.append(_maybe_line(lambda: host_profile("W3", scale)))
     lines.append(f"\n(ms per step; cold compile = first call in a fresh process, warm = first "
                  f"call with the disk cache; total {time.perf_counter() - start:.0f} s)")
     if bad:

@@ -17,6 +17,7 @@ from ...ops import broadcast_shapes
 from ...ops.shaped import _check_nonempty, numpy_key
 from . import array as A
 from .eager import add_into, copy, copy_into
+from .launch import launcher
 from .loader import load
 from .scalar import CTOR, Emitter
 
@@ -128,7 +129,7 @@ def _launch(mode: str, v, y, roles, adv) -> None:
         [v.strides[r[1]] for r in roles if r[0] == "v"]
     for a, vd in adv:
         args += [a.buf, a.offset, v.shape[vd], v.strides[vd]] + list(a.strides)
-    k[_grid(y.size)](*args)
+    launcher(k, *_grid(y.size))(*args)
 
 
 def index(x, *idx, key):
@@ -193,8 +194,8 @@ def arg_extreme(name: str, x, dim, keepdim: bool):
     by = 4 if A.SIM else 256
     dt = x.dtype.name
     k = _kernel(("arg", name, dt), lambda: (_arg_source(name, dt, by), f"{name}_{dt}"))
-    k[(min(rows, 2 if A.SIM else 1 << 20), 1), (by, 1)](x2.buf, x2.offset, x2.strides[0],
-                                                        x2.strides[1], y.buf, rows, n)
+    launcher(k, (min(rows, 2 if A.SIM else 1 << 20), 1), (by, 1))(
+        x2.buf, x2.offset, x2.strides[0], x2.strides[1], y.buf, rows, n)
     return y
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from ...ir.kernel import REDUCTIONS, Kernel
 from ...ops import REGISTRY
 from . import array as A
+from .launch import Launch
 from .loader import load
 from .scalar import CudaScalar, E, Emitter, literal
 
@@ -51,40 +52,6 @@ def config(k: Kernel, nkept: int, nred: int, runtime: bool) -> tuple:
         by = 256 if runtime else min(256, max(32, 1 << max(nred - 1, 1).bit_length()))
         return "row", 1, by
     return "col", 32, 8
-
-
-class _Launch:
-    """A configured numba kernel. After its first call (which compiles it, or loads it from the
-    disk cache) later calls go straight to numba's compiled `_Kernel.launch`, skipping the
-    per-call argument typing and dispatch - the argument types of a variant never change.
-    Should numba's internals not offer that, the normal path stays in use."""
-    __slots__ = ("cfg", "fast")
-
-    def __init__(self, cfg) -> None:
-        self.cfg, self.fast = cfg, None
-
-    def __call__(self, *args) -> None:
-        fast = self.fast
-        if fast:
-            try:
-                fast.launch(args, self.cfg.griddim, self.cfg.blockdim, self.cfg.stream,
-                            self.cfg.sharedmem)
-                return
-            except (AttributeError, TypeError):   # raised before anything was launched
-                self.fast = False
-        self.cfg(*args)
-        if self.fast is None:
-            self.fast = _compiled_kernel(self.cfg)
-
-
-def _compiled_kernel(cfg):
-    d = getattr(cfg, "dispatcher", None)
-    over = getattr(d, "overloads", None)
-    if A.SIM or not over or len(over) != 1 or getattr(d, "_launch_config_sensitive", False):
-        return False
-    k = next(iter(over.values()))
-    ok = all(hasattr(cfg, n) for n in ("griddim", "blockdim", "stream", "sharedmem"))
-    return k if ok and hasattr(k, "launch") and not getattr(k, "debug", False) else False
 
 
 class Variant:
@@ -194,8 +161,8 @@ class KernelRunner:
         parts = [(grid[1] * nkept, acc_dtype(k.steps[i].op, k.steps[i].dtype.name))
                  for i in self._reductions()] if split else []
         extra = ([x for st in strides for x in st], list(shape), grid[1])
-        return _Launch(v.fn[grid, block]), \
-            (_Launch(v.fn2[(grid[0], 1), block]) if split else None), out_specs, parts, extra
+        return Launch(v.fn, grid, block), \
+            (Launch(v.fn2, (grid[0], 1), block) if split else None), out_specs, parts, extra
 
     def _reductions(self) -> list:
         return [i for i, s in enumerate(self.k.steps) if s.op in REDUCTIONS]

@@ -16,6 +16,7 @@ import numpy as np
 from ...ops import broadcast_shapes
 from . import array as A
 from .eager import collapse
+from .launch import launcher
 from .loader import load
 from .scalar import CTOR
 
@@ -80,7 +81,7 @@ def matmul(a, b):
         ao = av.offset + sum(p * s for p, s in zip(pos, sa))
         bo = bv.offset + sum(p * s for p, s in zip(pos, sb))
         yo = y.offset + sum(p * s for p, s in zip(pos, sy))
-        fn[grid, (TILE, TILE)](
+        launcher(fn, grid, (TILE, TILE))(
             av.buf, ao, sa[-1] if bshape else 0, av.strides[-2], av.strides[-1],
             bv.buf, bo, sb[-1] if bshape else 0, bv.strides[-2], bv.strides[-1],
             y.buf, yo, sy[-1] if bshape else 0, m, n, k)

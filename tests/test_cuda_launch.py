@@ -1,0 +1,94 @@
+"""The raw kernel launch (codegen/cuda/launch.py) without a GPU: numba's launch internals are
+stood in by fakes that pack arguments the way numba-cuda's `_Kernel._prepare_args` does, and
+the raw path must hand cuda.core's `launch` exactly that, or not be used at all."""
+import ctypes
+import types
+
+import pytest
+
+pytest.importorskip("numba")
+from numba.core import types as nbt  # noqa: E402
+
+from tracejit.codegen.cuda import launch as L  # noqa: E402
+
+
+class Buf:
+    """A stand-in device buffer: numba packs it as seven fields."""
+
+    def __init__(self, ptr, n) -> None:
+        self.ptr, self.n = ptr, n
+
+
+class FakeKernel:
+    extensions = ()
+    cooperative = False
+
+    def __init__(self, argtypes, drift=False) -> None:
+        self.argument_types = argtypes
+        self.prepared = 0
+        self.drift = drift
+        self._codelibrary = types.SimpleNamespace(
+            get_cufunc=lambda: types.SimpleNamespace(kernel="handle"))
+
+    def _prepare_args(self, ty, val, stream, retr, out):      # numba-cuda's rules
+        self.prepared += 1
+        if isinstance(ty, nbt.Array):
+            out += [0, 0, val.n, 4, val.ptr, val.n, 4]
+        elif isinstance(ty, nbt.Integer):
+            out.append(getattr(ctypes, f"c_{ty}")(val + (1 if self.drift else 0)))
+        elif ty == nbt.float64:
+            out.append(ctypes.c_double(val))
+        elif ty == nbt.float32:
+            out.append(ctypes.c_float(val))
+        else:
+            out.append(val)
+
+
+def _module(calls):
+    return types.SimpleNamespace(
+        types=nbt, CUDA_CORE_GE_1_0=True,
+        LaunchConfig=lambda **kw: ("config", tuple(sorted(kw.items()))),
+        launch=lambda stream, config, handle, *args: calls.append((stream, config, handle,
+                                                                    args)))
+
+
+CFG = types.SimpleNamespace(griddim=(4, 1, 1), blockdim=(256, 1, 1), stream="s", sharedmem=0)
+TYPES = [nbt.float32[:], nbt.int64, nbt.float64, nbt.float32, nbt.boolean, nbt.float32[:]]
+
+
+def _want(kernel, args):
+    out = []
+    for ty, v in zip(kernel.argument_types, args):
+        kernel._prepare_args(ty, v, None, [], out)
+    return out
+
+
+def test_raw_launch_packs_arguments_as_numba_does_and_caches_buffers():
+    calls = []
+    k = FakeKernel(TYPES)
+    a, b = Buf(1000, 8), Buf(2000, 8)
+    args = (a, 3, 0.5, 0.25, True, b)
+    raw = L.Raw.make(k, CFG, args, _module(calls))
+    assert raw is not None
+    args2 = (b, -7, 1.5, 2.0, False, Buf(3000, 2))
+    before = k.prepared
+    raw(args2)
+    assert k.prepared == before + 1           # only the new buffer went through numba
+    stream, config, handle, got = calls[-1]
+    assert (stream, handle) == ("s", "handle") and dict(config[1])["grid"] == (4, 1, 1)
+    assert L.same_args(list(got), _want(FakeKernel(TYPES), args2))
+
+
+def test_raw_launch_is_refused_when_packing_differs_or_types_are_unknown(monkeypatch):
+    args = (Buf(1, 1), 3, 0.5, 0.25, True, Buf(2, 1))
+    assert L.Raw.make(FakeKernel(TYPES, drift=True), CFG, args, _module([])) is None
+    assert L.Raw.make(FakeKernel([nbt.complex64]), CFG, (1j,), _module([])) is None
+    monkeypatch.setenv("TRACEJIT_CUDA_LAUNCH", "numba")
+    assert L.Raw.make(FakeKernel(TYPES), CFG, args, _module([])) is None
+
+
+def test_same_args_compares_types_and_values():
+    assert L.same_args([1, ctypes.c_int64(2)], [1, ctypes.c_int64(2)])
+    assert not L.same_args([ctypes.c_int32(2)], [ctypes.c_int64(2)])
+    assert not L.same_args([ctypes.c_double(1.0)], [ctypes.c_double(2.0)])
+    assert not L.same_args([1], [1, 2])
