@@ -1,0 +1,32 @@
+"""What a warm compiled CUDA training step asks of the GPU, counted under Numba's CUDA simulator
+(perf/cuda_census.py): kernel launches (each one host time on a real GPU), host<->device copies
+(each one a synchronisation) and device allocations the caching pool could not serve."""
+import ctypes.util
+import os
+
+import pytest
+
+if not os.environ.get("NUMBA_ENABLE_CUDASIM") and not (
+        os.path.exists("/dev/nvidia0") or ctypes.util.find_library("cuda")):
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+pytest.importorskip("numba.cuda")
+from numba import config  # noqa: E402
+
+if not config.ENABLE_CUDASIM:
+    pytest.skip("the census counts under the CUDA simulator", allow_module_level=True)
+
+from perf.cuda_census import census  # noqa: E402
+
+# launches per warm fwd+bwd step: W1 a split full reduction (2) + the gradient seed + 1;
+# W3 2 forward + seed + 2; W4 the target pick fused into the row kernels (no gather or scatter
+# launches); W2's whole step with its SGD update, written in place (no copy-back launches)
+LIMITS = {"W1": 4, "W3": 5, "W4": 4, "W2 whole": 20}
+
+
+@pytest.mark.parametrize("wid", list(LIMITS))
+def test_compiled_step_launches_no_more_kernels_and_copies_nothing(wid):
+    c = census(wid, "compiled", reps=1)
+    assert c["launches"] <= LIMITS[wid], c
+    # no uploads or allocations; the one read back is the index-error flag at the sync
+    assert c["h2d"] == 0 and c["allocs"] == 0, c
+    assert c["d2h"] <= (1 if wid in ("W4", "W2 whole") else 0), c
