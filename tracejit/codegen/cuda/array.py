@@ -119,7 +119,12 @@ def contiguous_strides(shape) -> tuple:
     return tuple(reversed(out))
 
 
+_OK_DTYPES = frozenset(np.dtype(d) for d in DTYPES)
+
+
 def check_dtype(dtype) -> None:
+    if dtype in _OK_DTYPES:         # (np.dtype objects, and the type objects equal to them)
+        return
     name = np.dtype(dtype).name
     if name not in DTYPES:
         raise RuntimeError(f"dtype {name} is not supported on CUDA by tracejit (supported: "
@@ -160,10 +165,16 @@ def empty(shape, dtype) -> CudaArray:
     dtype = np.dtype(dtype)
     check_dtype(dtype)
     shape = tuple(int(s) for s in shape)
-    n = 1
-    for s in shape:
-        n *= s
-    return CudaArray(_alloc(max(n, 1), dtype), shape, contiguous_strides(shape), 0, dtype)
+    strides = _strides.get(shape)
+    if strides is None:
+        if len(_strides) > 4096:
+            _strides.clear()
+        strides = _strides[shape] = contiguous_strides(shape)
+    n = strides[0] * max(shape[0], 1) if shape else 1
+    return CudaArray(_alloc(n if 0 not in shape else 1, dtype), shape, strides, 0, dtype)
+
+
+_strides: dict = {}       # shape -> contiguous strides (a step allocates the same shapes)
 
 
 def from_host(a: np.ndarray) -> CudaArray:
