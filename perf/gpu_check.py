@@ -264,10 +264,12 @@ def time_torch(wid, scale, reps):
 def launch_paths(scale, reps) -> str:
     """W3 and W4 compiled with numba's own launch (TRACEJIT_CUDA_LAUNCH=numba) against the raw
     launch (codegen/cuda/launch.py), in this process."""
+    from tracejit.codegen.cuda import launch
     out = []
     for wid in ("W3", "W4"):
         got = {}
         for mode in ("numba", "raw"):
+            launch._launches.clear()       # matmul/index launches are kept across functions
             os.environ["TRACEJIT_CUDA_LAUNCH"] = mode
             try:
                 got[mode] = time_tracejit(wid, scale, "compiled", reps)[0]

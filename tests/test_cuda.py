@@ -360,6 +360,50 @@ def test_compiled_in_place_updates_on_the_gpu_match_eager(case, monkeypatch):
         assert copies == []         # every update stored straight into its tensor
 
 
+def test_compiled_in_place_update_of_overlapping_gpu_inputs_matches_eager():
+    """Inputs sharing a device buffer (views passed as arguments, a view of a closed-over
+    tensor) must not be written while the kernel still reads the other one: such calls run
+    eagerly, as on the CPU. An argument also updated through a closure stays on the GPU."""
+    def f(a, b):
+        with tj.no_grad():
+            a.add_(b)
+    x0 = np.arange(65, dtype=np.float32)
+    xc, xg = tj.tensor(x0), tj.tensor(x0, device="cuda")
+    f(xc[:-1], xc[1:])
+    tj.compile(f)(xg[:-1], xg[1:])
+    close(xg, xc)
+    y0 = np.arange(36, dtype=np.float32).reshape(6, 6)
+    yc, yg = tj.tensor(y0), tj.tensor(y0, device="cuda")
+    f(yc, yc.t())
+    tj.compile(f)(yg, yg.t())
+    close(yg, yc)
+    for dev in ("cpu", "cuda"):
+        w = tj.tensor(y0 / 10, device=dev)
+
+        def g(wt):
+            with tj.no_grad():
+                w.mul_(0.5).add_(wt)
+            return wt * 2
+        cg = tj.compile(g) if dev == "cuda" else g
+        outs = [cg(w.t()) for _ in range(2)]
+        if dev == "cpu":
+            want = (w, outs)
+    close(w, want[0])
+    for a, b in zip(outs, want[1]):
+        close(a, b)
+    res = {}
+    for dev in ("cpu", "cuda"):
+        z = tj.tensor(x0, device=dev)
+
+        def h(a):                   # `a` is z: updated through the closure, read as `a`
+            with tj.no_grad():
+                z.add_(1)
+            return a * 2
+        res[dev] = (tj.compile(h) if dev == "cuda" else h)(z), z
+    close(res["cuda"][0], res["cpu"][0])
+    close(res["cuda"][1], res["cpu"][1])
+
+
 # --- the compiled path: fused kernels ------------------------------------------------------
 
 def _compiled_vs_eager(fn, arrays, n_kernels=None):

@@ -415,8 +415,9 @@ class CompiledFunction:
                                 len(entry.saved), entry.saved_bytes)
         t3 = time.perf_counter()
         entry.fwd_graph, entry.bwd_graph = fwd_graph, bwd_graph
-        entry.backend, entry.to_host = _cuda.select_backend(
-            self.backend, [x._data for x in leaves if isinstance(x, Tensor)] + datas)
+        entry.backend, entry.to_host = _cuda.select_backend(self.backend, [
+            tr.mutations[id(x)][1] if id(x) in tr.mutations else x._data
+            for x in leaves if isinstance(x, Tensor)] + datas)
         # the forward's outputs n_user.. are the new values of the mutated inputs
         inplace = {entry.n_user + m: i if kind == "arg" else len(leaves) + i
                    for m, (kind, i) in enumerate(entry.mutations)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import autograd as ag
-from ..tensor import Tensor
+from ..tensor import Tensor, _on_device
 
 
 def needs_eager(entry, leaves, imp) -> bool:
@@ -70,10 +70,12 @@ def aliased(entry, leaves, imp) -> bool:
 
 
 def _root(a) -> int:
-    """id of the object that owns an array's memory (numpy views chain through .base)."""
+    """id of the object that owns an array's memory (numpy views chain through .base; a CUDA
+    array and its views share their device buffer)."""
     while isinstance(a, np.ndarray) and a.base is not None:
         a = a.base
-    return id(a)
+    buf = getattr(a, "buf", None) if _on_device(a) else None
+    return id(a) if buf is None else id(buf)
 
 
 def guard_text(cf, leaves, entry) -> str:
