@@ -21,6 +21,7 @@ if not os.environ.get("NUMBA_ENABLE_CUDASIM") and not (
 pytest.importorskip("numba.cuda")
 
 import tracejit as tj
+from inplace_cases import inplace_case
 from tracejit.ops import REGISTRY
 from tracejit.tensor import apply
 
@@ -302,38 +303,6 @@ def test_compiled_whole_training_step_on_the_gpu_matches_the_cpu(opt_name):
         close(pg, pc, rtol=1e-4, atol=1e-5)
 
 
-def _inplace_case(case, x, g):
-    """In-place updates of x (and g) under no_grad, as optimizers write them; some read the old
-    values elsewhere, which must stop the new value from being stored into x early."""
-    with tj.no_grad():
-        if case == "sgd":
-            g.mul_(0.9).add_(x)
-            x.add_(g, alpha=-0.1)
-        elif case == "transposed":
-            x.t().mul_(0.5)
-        elif case == "flip":
-            x.add_(x.flip(0))
-        elif case == "row":
-            x.sub_(x[0])
-        elif case == "sum_after":
-            old = x * 3
-            x.mul_(2)
-            return (old.sum(0) + x).sum(1)
-        elif case == "read_after":
-            old = x.exp()
-            x.add_(1)
-            return old * x
-        elif case == "swap":                # a store over x must not feed the store into g
-            t = x.clone()
-            x.copy_(g)
-            g.add_(t)
-        elif case == "bias_grad":           # a column sum's epilogue updating a vector
-            g.sub_((x * 0.5).sum(0))
-    # (an update fused into a reduction's inner loop, as x.sum() here would fuse the stores
-    # of "sgd", is copied back: a later pass of that kernel may read the input again)
-    return None if case in ("sgd", "swap", "bias_grad") else x.sum()
-
-
 @pytest.mark.parametrize("case", ["sgd", "transposed", "flip", "row", "sum_after",
                                   "read_after", "swap", "bias_grad"])
 def test_compiled_in_place_updates_on_the_gpu_match_eager(case, monkeypatch):
@@ -348,9 +317,9 @@ def test_compiled_in_place_updates_on_the_gpu_match_eager(case, monkeypatch):
     xc, gc = tj.tensor(x0), tj.tensor(g0)
     xg, gg = tj.tensor(x0, device="cuda"), tj.tensor(g0, device="cuda")
     arrays = (xg._data, gg._data)
-    cf = tj.compile(lambda x, g: _inplace_case(case, x, g))
+    cf = tj.compile(lambda x, g: inplace_case(case, x, g))
     for _ in range(2):
-        want, got = _inplace_case(case, xc, gc), cf(xg, gg)
+        want, got = inplace_case(case, xc, gc), cf(xg, gg)
         if want is not None:
             close(got, want, rtol=1e-5, atol=1e-5)
         close(xg, xc, rtol=1e-5, atol=1e-5)

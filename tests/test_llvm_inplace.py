@@ -9,6 +9,7 @@ import pytest
 
 import tracejit as tj
 from tracejit.jit.backends import default_backend
+from inplace_cases import inplace_case
 
 pytestmark = pytest.mark.skipif(default_backend() != "llvm", reason="llvmlite missing")
 
@@ -75,24 +76,7 @@ def test_updates_that_read_the_old_value_elsewhere_stay_correct(case):
     """The new value must not overwrite elements still to be read: a view of the input read
     at other indices, a reduction of it, a later kernel that reads the old values."""
     def f(x):
-        with tj.no_grad():
-            if case == "flip":
-                x.add_(x.flip(0))
-            elif case == "transpose":
-                x.copy_(x.t() * 2)
-            elif case == "row":
-                x.sub_(x[0])
-            elif case == "sum_after":
-                old = x * 3
-                x.mul_(2)
-                return (old.sum(0) + x).sum(1)
-            elif case == "read_after":
-                old = x.exp()
-                x.add_(1)
-                return old * x
-            elif case == "shifted_slice":
-                x[1:].add_(x[:-1])
-        return x.sum()
+        return inplace_case(case, x)
     rng = np.random.default_rng(1)
     a = rng.standard_normal((5, 5)).astype(np.float32)
     x_eager, x_comp = tj.tensor(a), tj.tensor(a)
