@@ -43,6 +43,8 @@ def parse(argv):
                     help="seconds after which the remaining timings are skipped")
     ap.add_argument("--out", default=None, help="report path (default $OUT/gpu_report.txt)")
     ap.add_argument("--skip-ops", action="store_true", help="only W1..W4")
+    ap.add_argument("--only-ops", action="store_true",
+                    help="only the correctness of every op (no workloads, no timings)")
     return ap.parse_args(argv)
 
 
@@ -279,6 +281,89 @@ def launch_paths(scale, reps) -> str:
     return "  launch path numba -> raw (compiled fwd+bwd): " + ", ".join(out)
 
 
+def breakdown(wid, scale, steps=10) -> str:
+    """Where a compiled step's wall time goes: the host's time to enqueue one step (no sync
+    between steps) against the step with its sync, and each kernel's GPU time (CUDA events
+    recorded around every launch, a second pass) with torch's enqueue time beside it."""
+    from numba import cuda
+
+    import tracejit as tj
+    from tracejit.codegen.cuda import launch as L
+    fn, arrays, rg, _ = workload(wid, scale)
+    ins = _tensors(arrays, rg, "cuda")
+    f = tj.compile(fn)
+
+    def step():
+        for t in ins:
+            t.grad = None
+        f(*ins).backward()
+    for _ in range(3):
+        step()
+    tj.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    host = (time.perf_counter() - t0) / steps
+    tj.cuda.synchronize()
+    whole = (time.perf_counter() - t0) / steps
+    plain, seen = L.Launch.__call__, []
+
+    def timed(self, *args):
+        e0, e1 = cuda.event(), cuda.event()
+        e0.record()
+        plain(self, *args)
+        e1.record()
+        fn = getattr(self.fn, "py_func", self.fn)
+        seen[-1].append((f"{getattr(fn, '__name__', '?')}{tuple(self.grid)}x"
+                         f"{tuple(self.block)}", e0, e1))
+    L.Launch.__call__ = timed
+    try:
+        for _ in range(steps):
+            seen.append([])
+            step()
+    finally:
+        L.Launch.__call__ = plain
+    tj.cuda.synchronize()
+    per: dict = {}                      # (position in the step, kernel) -> us per step
+    for launches in seen:
+        for i, (name, e0, e1) in enumerate(launches):
+            per[i, name] = per.get((i, name), 0.0) + e0.elapsed_time(e1) * 1e3 / steps
+    gpu = sum(per.values())
+    th = _maybe(lambda: torch_enqueue(wid, scale, steps))
+    lines = [f"  {wid} compiled step: {whole * 1e6:.0f} us with sync, host enqueue "
+             f"{host * 1e6:.0f} us (torch {th * 1e6:.0f} us)" if th else
+             f"  {wid} compiled step: {whole * 1e6:.0f} us with sync, host enqueue "
+             f"{host * 1e6:.0f} us", f"    {len(seen[-1])} launches, kernels' GPU time "
+             f"{gpu:.0f} us: " + ", ".join(f"{n} {us:.0f}" for (_, n), us in per.items())]
+    return "\n".join(lines)
+
+
+def torch_enqueue(wid, scale, steps):
+    """torch's host time to enqueue one step of W3/W4 (no sync between steps)."""
+    import torch
+    import torch.nn.functional as F
+    if not torch.cuda.is_available():
+        return None
+    _, arrays, rg, _ = workload(wid, scale)
+    ins = [torch.tensor(a, device="cuda").requires_grad_(r) for a, r in zip(arrays, rg)]
+    f = {"W3": lambda x, w, b: (F.layer_norm(x, (x.shape[-1],), w, b) * x).sum(),
+         "W4": F.cross_entropy}[wid]
+
+    def step():
+        for t in ins:
+            t.grad = None
+        f(*ins).backward()
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    host = (time.perf_counter() - t0) / steps
+    torch.cuda.synchronize()
+    return host
+
+
 def host_profile(wid, scale, steps=20) -> str:
     """Where the host time of a compiled step goes (cProfile, top functions by own time)."""
     import cProfile
@@ -322,7 +407,8 @@ def main(argv=None) -> int:
     os.environ.setdefault("TRACEJIT_CACHE_DIR", tempfile.mkdtemp(prefix="tracejit-gpu-"))
     lines = [f"tracejit gpu_check ({scale}) on {_device()}"]
     tasks = [] if args.skip_ops else [("ops", g, scale) for g in gpu_ops.groups()]
-    tasks += [("W", w, scale) for w in ("W1", "W2", "W3", "W4")]
+    if not args.only_ops:
+        tasks += [("W", w, scale) for w in ("W1", "W2", "W3", "W4")]
     workers = args.workers if args.workers is not None else \
         (0 if args.tiny else min(12, os.cpu_count() or 1))
     if workers > 1:
@@ -339,6 +425,8 @@ def main(argv=None) -> int:
         if not ok or name.startswith("W"):
             lines.append(f"  {'ok  ' if ok else 'FAIL'} {name:<34} max err {err:.2e} {note}")
     cold = {info["task"].split()[-1]: info["cold"] for _, info in results if info["cold"]}
+    if args.only_ops:
+        return report(lines, bad, args)
     lines.append("\n== timings (medians; fwd+bwd; W2 includes the SGD step)")
     try:
         bw = bandwidth(scale)
@@ -371,11 +459,17 @@ def main(argv=None) -> int:
                          f"  [kernels fwd+bwd {KERNELS.get(wid, '?')}]")
         except Exception as e:  # noqa: BLE001
             lines.append(f"  {wid}: failed: {type(e).__name__}: {e}"[:300])
-    if time.perf_counter() - start < args.budget:
-        lines.append(_maybe_line(lambda: launch_paths(scale, reps)))
-        lines.append(_maybe_line(lambda: host_profile("W3", scale)))
+    for extra in (lambda: launch_paths(scale, reps), lambda: breakdown("W3", scale),
+                  lambda: breakdown("W4", scale), lambda: host_profile("W3", scale),
+                  lambda: host_profile("W4", scale)):
+        if time.perf_counter() - start < args.budget:
+            lines.append(_maybe_line(extra))
     lines.append(f"\n(ms per step; cold compile = first call in a fresh process, warm = first "
                  f"call with the disk cache; total {time.perf_counter() - start:.0f} s)")
+    return report(lines, bad, args)
+
+
+def report(lines, bad, args) -> int:
     if bad:
         lines.append("\n== failures (details)")
         lines += [f"{n}: {note}" for n, _, _, note in bad]
