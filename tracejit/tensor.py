@@ -304,7 +304,10 @@ class Tensor:
                                    f"(this tensor has shape {tuple(self.shape)}); pass "
                                    f"gradient= with the same shape, or reduce it (e.g. .sum())")
             gradient = Tensor._make(np.ones(self._data.shape, self._data.dtype))
-            if type(self._data) is not _ndarray and _on_device(self._data):
+            fn = self.grad_fn
+            if type(self._data) is not _ndarray and _on_device(self._data) and not (
+                    getattr(fn, "takes_host_seed", False) and not fn.pre_hooks and
+                    not fn.retains):
                 from . import cuda  # a fill kernel: an upload would wait for the forward
                 gradient = Tensor._make(cuda.full(self._data.shape, 1, self.dtype.name))
         else:

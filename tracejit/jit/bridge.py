@@ -17,6 +17,11 @@ class _CompiledOp:
 
 
 class CompiledNode(ag.Node):
+    # Tensor.backward's implicit seed of a CUDA output may stay a host 1: the compiled backward
+    # takes host 0-d arrays as kernel arguments, which saves a fill launch per step (unless a
+    # hook or retain_grad on the output would see the seed)
+    takes_host_seed = True
+
     def __init__(self, entry, saved: list, saved_inputs: list, inputs: list) -> None:
         self.op = _CompiledOp
         self.params = {}

@@ -19,6 +19,8 @@ Float32 sums and products accumulate in float64 (as the LLVM backend does), roun
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ...ir.kernel import REDUCTIONS, Kernel
 from ...ops import REGISTRY
 from . import array as A
@@ -60,7 +62,7 @@ class Variant:
     def __init__(self, source: str, name: str, split: bool) -> None:
         self.source, self.name, self.split = source, name, split
         self.fn = load(source, name)
-        self.fn2 = load(source, name + "_2") if split else None
+        self.fn2 = load(source, name + "_2") if f"def {name}_2(" in source else None
 
 
 class KernelRunner:
@@ -80,6 +82,10 @@ class KernelRunner:
                       for ld in k.loads]
         self.axes = [sorted({a for _, a in p}) for p in self.pairs]
         self.variants: dict = {}
+        # a split reduction finishes in its own launch (lower.py last_block) unless a partial
+        # is a bool, which the atomic read of the partials cannot take
+        self.one_launch = all(acc_dtype(k.steps[i].op, k.steps[i].dtype.name) != "bool"
+                              for i in self._reductions())
         self._plans: dict = {}
         self.cfg = None
         if k.is_reduce:
@@ -101,7 +107,7 @@ class KernelRunner:
             if len(self._plans) > 256:          # eager kernels meet many shapes
                 self._plans.clear()
             plan = self._plans[sig] = self._plan(ins, shape)
-        launch, launch2, out_specs, parts, extra = plan
+        launch, launch2, out_specs, parts, extra, counter = plan
         if outs is None:
             outs = [A.empty(sh, dt) for sh, dt in out_specs]
         else:                                   # None: a fresh buffer for that store
@@ -120,6 +126,8 @@ class KernelRunner:
         # the pool at once, and the next partials would get the same memory
         scratch = [A.empty((n,), dt) for n, dt in parts]
         args += [p.buf for p in scratch]
+        if counter is not None:
+            args.append(counter.buf)
         if self.runtime:
             args += extra[0]
             for st, o in zip(self.k.stores, outs):
@@ -152,7 +160,7 @@ class KernelRunner:
         nkept = _prod([shape[a] for a in k.kept_axes])
         nred, total = _prod([shape[a] for a in k.reduce_axes]), _prod(shape)
         if (nkept if k.is_reduce else total) == 0:
-            return None, None, out_specs, [], None
+            return None, None, out_specs, [], None, None
         split, grid, block = self._launch(nkept, nred, total)
         key = (scal, split) if self.runtime else (scal, split, tuple(strides))
         v = self.variants.get(key)
@@ -161,8 +169,12 @@ class KernelRunner:
         parts = [(grid[1] * nkept, acc_dtype(k.steps[i].op, k.steps[i].dtype.name))
                  for i in self._reductions()] if split else []
         extra = ([x for st in strides for x in st], list(shape), grid[1])
+        # the tiles' tickets for the last block (zero between launches: the last one resets)
+        counter = A.from_host(np.zeros(grid[0], np.int32)) if split and self.one_launch \
+            else None
         return Launch(v.fn, grid, block), \
-            (Launch(v.fn2, (grid[0], 1), block) if split else None), out_specs, parts, extra
+            (Launch(v.fn2, (grid[0], 1), block) if split and not self.one_launch else None), \
+            out_specs, parts, extra, counter
 
     def _reductions(self) -> list:
         return [i for i, s in enumerate(self.k.steps) if s.op in REDUCTIONS]
@@ -198,8 +210,8 @@ def _prod(xs) -> int:
     return n
 
 
-def emit_step(em: Emitter, m: CudaScalar, k: Kernel, i: int, vals: dict) -> None:
-    """v{i} = the op-table expression of step i over its arguments' values."""
+def emit_step(em: Emitter, m: CudaScalar, k: Kernel, i: int, vals: dict, sfx: str = "") -> None:
+    """v{i}{sfx} = the op-table expression of step i over its arguments' values."""
     st = k.steps[i]
     dt = st.dtype.name
     if st.op == "const":
@@ -209,8 +221,8 @@ def emit_step(em: Emitter, m: CudaScalar, k: Kernel, i: int, vals: dict) -> None
     params = {p: st.params[p] for p in op.static if p in st.params}
     r = op.expr(m, *[vals[a] for a in st.args], **params)
     r = m.cast(r, dt)
-    em.line(f"v{i} = {r}")
-    vals[i] = E(f"v{i}", dt)
+    em.line(f"v{i}{sfx} = {r}")
+    vals[i] = E(f"v{i}{sfx}", dt)
 
 
 __all__ = ["KernelRunner", "acc_dtype", "config", "emit_step", "store_strides"]

@@ -13,6 +13,7 @@ stores of values that need them run in one more loop over the range.
 from __future__ import annotations
 
 from ...ir.kernel import REDUCTIONS
+from . import array as A
 from .array import contiguous_strides
 from .kernels import acc_dtype, emit_step, store_strides
 from .scalar import CTOR, FLOATS, CudaScalar, E, Emitter, literal
@@ -21,6 +22,9 @@ _COMBINE = {"sum": "add", "prod": "mul", "amax": "maximum", "amin": "minimum",
             "all": "logical_and", "any": "logical_or"}
 _NP = {"float32": "np.float32", "float64": "np.float64", "int32": "np.int32",
        "int64": "np.int64", "bool": "np.bool_"}
+
+
+UNROLL = {False: 4, True: 2}     # range-loop copies: on a GPU, under the simulator (tested)
 
 
 def identity(op: str, dt: str):
@@ -41,6 +45,8 @@ class _Gen:
         self.scal, self.split, self.cfg = scal, split, cfg
         k = self.k
         self.em = Emitter(1)
+        self.sfx, self.sfx_axes = "", frozenset()     # see range_loop's unrolled copies
+        self.total: dict = {}       # reduction step -> source of the tile's combined value
         self.m = CudaScalar(self.em)
         self.lstride = []
         for li, axes in enumerate(runner.axes):
@@ -75,6 +81,8 @@ class _Gen:
             ps += [f"y{q}", f"yo{q}"]
         if self.split:
             ps += [f"p{i}" for i, s in enumerate(k.steps) if s.op in REDUCTIONS]
+            if self.r.one_launch:
+                ps.append("cnt")
         if self.rt:
             for li, axes in enumerate(r.axes):
                 if not self.scal[r.op_of[li]]:
@@ -83,28 +91,31 @@ class _Gen:
             ps += [f"n{a}" for a in range(len(k.shape))]
         return ps + ["nsplit"]
 
+    def x(self, a: int) -> str:
+        """The index variable of axis a (in an unrolled copy of the range loop, that copy's)."""
+        return f"x{a}{self.sfx}" if a in self.sfx_axes else f"x{a}"
+
     def decompose(self, flat: str, axes: list) -> None:
         em = self.em
         if not axes:
             return
         if len(axes) == 1:
-            em.line(f"x{axes[0]} = {flat}")
+            em.line(f"{self.x(axes[0])} = {flat}")
             return
         q = em.tmp("q")
         em.line(f"{q} = {flat}")
         for a in reversed(axes[1:]):
-            em.line(f"x{a} = {q} % {self.size(a)}")
+            em.line(f"{self.x(a)} = {q} % {self.size(a)}")
             em.line(f"{q} = {q} // {self.size(a)}")
-        em.line(f"x{axes[0]} = {q}")
+        em.line(f"{self.x(axes[0])} = {q}")
 
-    @staticmethod
-    def terms(strides: dict, axes) -> list:
+    def terms(self, strides: dict, axes) -> list:
         out = []
         for a in axes:
             s = strides.get(a)
             if s is None or s == 0:
                 continue
-            out.append(f"x{a}" if s == 1 else f"x{a} * {s}")
+            out.append(self.x(a) if s == 1 else f"{self.x(a)} * {s}")
         return out
 
     def load(self, i: int, vals: dict, base: str, axes) -> None:
@@ -117,8 +128,8 @@ class _Gen:
         else:
             addr = " + ".join([base] + self.terms(self.lstride[li], axes))
             src = f"{CTOR[dt]}(ab{j}[{addr}])"
-        self.em.line(f"v{i} = {src}")
-        vals[i] = E(f"v{i}", dt)
+        self.em.line(f"v{i}{self.sfx} = {src}")
+        vals[i] = E(f"v{i}{self.sfx}", dt)
 
     def step(self, i: int, vals: dict, base_of, axes) -> None:
         st = self.k.steps[i]
@@ -126,7 +137,7 @@ class _Gen:
             li = st.params["load"]
             self.load(i, vals, base_of(li), axes)
         else:
-            emit_step(self.em, self.m, self.k, i, vals)
+            emit_step(self.em, self.m, self.k, i, vals, self.sfx)
 
     def store(self, q: int, vals: dict, axes, guard: str = "") -> None:
         st = self.k.stores[q]
@@ -195,7 +206,12 @@ class _Gen:
         reds = [i for i, s in enumerate(k.steps) if s.op in REDUCTIONS]
         acc = {i: acc_dtype(k.steps[i].op, k.steps[i].dtype.name) for i in reds}
         for i in reds:
-            em.line(f"sh{i} = cuda.shared.array(({by}, {bx}), {_NP[acc[i]]})")
+            if self.warp_tree([i], acc):
+                em.line(f"sw{i} = cuda.shared.array({by // 32}, {_NP[acc[i]]})")
+            else:
+                em.line(f"sh{i} = cuda.shared.array(({by}, {bx}), {_NP[acc[i]]})")
+        if self.split and self.r.one_launch:
+            em.line("lastb = cuda.shared.array(1, np.int32)")
         em.line("tx = i8(cuda.threadIdx.x)")
         em.line("ty = i8(cuda.threadIdx.y)")
         em.line(f"nkept = {self.prod(kept)}")
@@ -227,8 +243,11 @@ class _Gen:
                 if self.split and not stage2:
                     for i in rs:
                         em.line(f"if valid and ty == 0: p{i}[i8(cuda.blockIdx.y) * nkept + kk]"
-                                f" = sh{i}[0, tx]")
-                    em.line("cuda.syncthreads()")
+                                f" = {self.total[i]}")
+                    if self.r.one_launch:
+                        self.last_block(rs, acc, vals, kept, by)
+                    else:
+                        em.line("cuda.syncthreads()")
                     break
                 em.line("cuda.syncthreads()")
                 self.outer_level(p + 1, vals, kept)
@@ -250,55 +269,142 @@ class _Gen:
             self.step(i, vals, lambda li: f"ao{self.r.op_of[li]}", kept)
 
     def range_loop(self, p: int, rs: list, acc: dict, vals: dict, kept, red) -> None:
-        k, em, m = self.k, self.em, self.m
+        """Each lane accumulates its share of the reduce range (and stores what pass p stores
+        per element), UNROLL elements per iteration, the copies' loads emitted first: a lane
+        then has UNROLL loads in flight instead of one (row kernels are latency bound
+        otherwise). A copy past the range reads the range's last element again (a valid
+        address) and is masked out of the accumulators and stores."""
+        k, em = self.k, self.em
         stores = [q for q, st in enumerate(k.stores) if k.steps[st.step].inner and
                   k.steps[st.step].after == p]
         for i in rs:
             em.line(f"a{i} = {literal(identity(k.steps[i].op, k.steps[i].dtype.name), acc[i])}")
         em.line("rr = r_lo + ty")
         em.line("r_end = r_hi if valid else r_lo")
+        roots = [k.steps[i].args[0] for i in rs] + [k.stores[q].step for q in stores]
+        need = self.needed(roots)
+        by, n = self.cfg[2], UNROLL[A.SIM]
         with em.block("while rr < r_end:"):
-            self.decompose("rr", red)
-            roots = [k.steps[i].args[0] for i in rs] + [k.stores[q].step for q in stores]
-            for i in self.needed(roots):
-                self.step(i, vals, lambda li: f"kb{li}", red)
-            for i in rs:
-                x = m.cast(vals[k.steps[i].args[0]], acc[i])
-                c = getattr(m, _COMBINE[k.steps[i].op])(E(f"a{i}", acc[i]), x)
-                em.line(f"a{i} = {c}")
-            for q in stores:
-                self.store(q, vals, kept + red)
-            em.line(f"rr += {self.cfg[2]}")
+            copies = [dict(vals) for _ in range(n)]
+            self.sfx_axes = frozenset(red)
+            for u in range(n):
+                self.sfx = f"_{u}"
+                if u:
+                    em.line(f"ok_{u} = rr + {u * by} < r_end")
+                self.decompose(f"min(rr + {u * by}, r_end - 1)" if u else "rr", red)
+            for loads in (True, False):
+                for u in range(n):
+                    self.sfx = f"_{u}"
+                    for i in need:
+                        if (k.steps[i].op == "load") == loads:
+                            self.step(i, copies[u], lambda li: f"kb{li}", red)
+            for u in range(n):
+                self.sfx = f"_{u}"
+                if u and rs:
+                    with em.block(f"if ok_{u}:"):
+                        self.accumulate(rs, acc, copies[u])
+                else:
+                    self.accumulate(rs, acc, copies[u])
+                for q in stores:
+                    self.store(q, copies[u], kept + red, guard=f"ok_{u}" if u else "")
+            self.sfx, self.sfx_axes = "", frozenset()
+            em.line(f"rr += {n * by}")
 
-    def partials_loop(self, rs: list, acc: dict) -> None:
+    def accumulate(self, rs: list, acc: dict, vals: dict) -> None:
+        k, m = self.k, self.m
+        for i in rs:
+            x = m.cast(vals[k.steps[i].args[0]], acc[i])
+            c = getattr(m, _COMBINE[k.steps[i].op])(E(f"a{i}", acc[i]), x)
+            self.em.line(f"a{i} = {c}")
+
+    def last_block(self, rs: list, acc: dict, vals: dict, kept, by: int) -> None:
+        """Stage 2 in the same launch: the last of a tile's `nsplit` blocks to finish (a ticket
+        from the tile's counter, after a fence that publishes this block's partials) combines
+        the partials and stores, then re-arms the counter for the next launch."""
+        k, em = self.k, self.em
+        em.line("cuda.threadfence()")
+        em.line("cuda.syncthreads()")
+        with em.block("if tx == 0 and ty == 0:"):
+            em.line("lastb[0] = i4(0)")
+            with em.block("if cuda.atomic.add(cnt, tile, i4(1)) == nsplit - 1:"):
+                em.line("lastb[0] = i4(1)")
+        em.line("cuda.syncthreads()")
+        with em.block("if lastb[0] != 0:"):
+            self.partials_loop(rs, acc, coherent=True)
+            self.tree(rs, acc, vals, by)
+            em.line("cuda.syncthreads()")
+            self.outer_level(1, vals, kept)
+            for q, st in enumerate(k.stores):
+                if not k.steps[st.step].inner:
+                    self.store(q, vals, kept, guard="valid and ty == 0")
+            with em.block("if tx == 0 and ty == 0:"):
+                em.line("cnt[tile] = i4(0)")
+
+    def partials_loop(self, rs: list, acc: dict, coherent: bool = False) -> None:
+        """Combine the partials of the `nsplit` blocks. `coherent`: read them with an atomic
+        add of 0, which returns the value in L2 (other blocks wrote them during this launch;
+        a plain load could be served by this SM's non-coherent L1)."""
         k, em, m = self.k, self.em, self.m
         for i in rs:
             em.line(f"a{i} = {literal(identity(k.steps[i].op, k.steps[i].dtype.name), acc[i])}")
         em.line("rr = ty")
         with em.block("while rr < (nsplit if valid else 0):"):
             for i in rs:
-                c = getattr(m, _COMBINE[k.steps[i].op])(E(f"a{i}", acc[i]),
-                                                        E(f"p{i}[rr * nkept + kk]", acc[i]))
+                src = f"p{i}[rr * nkept + kk]"
+                if coherent:
+                    src = em.tmp("pr")
+                    em.line(f"{src} = cuda.atomic.add(p{i}, rr * nkept + kk, "
+                            f"{literal(0, acc[i])})")
+                c = getattr(m, _COMBINE[k.steps[i].op])(E(f"a{i}", acc[i]), E(src, acc[i]))
                 em.line(f"a{i} = {c}")
             em.line(f"rr += {self.cfg[2]}")
 
+    def warp_tree(self, rs: list, acc: dict) -> bool:
+        """Whether the lanes of the `rs` reductions combine through warp shuffles: a GPU (the
+        simulator has no shuffles), ROW blocks (a warp is 32 consecutive lanes of one tile)
+        and no bool accumulator (shuffles move 32/64-bit words)."""
+        _, bx, by = self.cfg
+        return not A.SIM and bx == 1 and by >= 32 and all(acc[i] != "bool" for i in rs)
+
     def tree(self, rs: list, acc: dict, vals: dict, by: int) -> None:
+        """Combine the lanes' accumulators: v{i} (and `self.total[i]`) = the tile's result."""
         k, em, m = self.k, self.em, self.m
-        for i in rs:
-            em.line(f"sh{i}[ty, tx] = a{i}")
-        em.line("cuda.syncthreads()")
-        em.line(f"w = {by // 2}")
-        with em.block("while w > 0:"):
-            with em.block("if ty < w:"):
-                for i in rs:
-                    c = getattr(m, _COMBINE[k.steps[i].op])(E(f"sh{i}[ty, tx]", acc[i]),
-                                                            E(f"sh{i}[ty + w, tx]", acc[i]))
-                    em.line(f"sh{i}[ty, tx] = {c}")
+        if self.warp_tree(rs, acc):
+            # butterfly within each warp (every lane gets its warp's result), one word per
+            # warp through shared memory, then every lane combines the warps' words
+            for i in rs:
+                for off in (16, 8, 4, 2, 1):
+                    t = em.tmp("sf")
+                    em.line(f"{t} = cuda.shfl_xor_sync(0xffffffff, a{i}, {off})")
+                    c = getattr(m, _COMBINE[k.steps[i].op])(E(f"a{i}", acc[i]), E(t, acc[i]))
+                    em.line(f"a{i} = {c}")
+                em.line(f"if ty % 32 == 0: sw{i}[ty // 32] = a{i}")
             em.line("cuda.syncthreads()")
-            em.line("w //= 2")
+            for i in rs:
+                em.line(f"a{i} = sw{i}[0]")
+                for w in range(1, by // 32):
+                    c = getattr(m, _COMBINE[k.steps[i].op])(E(f"a{i}", acc[i]),
+                                                            E(f"sw{i}[{w}]", acc[i]))
+                    em.line(f"a{i} = {c}")
+                self.total[i] = f"a{i}"
+        else:
+            for i in rs:
+                em.line(f"sh{i}[ty, tx] = a{i}")
+            em.line("cuda.syncthreads()")
+            em.line(f"w = {by // 2}")
+            with em.block("while w > 0:"):
+                with em.block("if ty < w:"):
+                    for i in rs:
+                        c = getattr(m, _COMBINE[k.steps[i].op])(E(f"sh{i}[ty, tx]", acc[i]),
+                                                                E(f"sh{i}[ty + w, tx]", acc[i]))
+                        em.line(f"sh{i}[ty, tx] = {c}")
+                em.line("cuda.syncthreads()")
+                em.line("w //= 2")
+            for i in rs:
+                self.total[i] = f"sh{i}[0, tx]"
         for i in rs:
             dt = k.steps[i].dtype.name
-            em.line(f"v{i} = {m.cast(E(f'sh{i}[0, tx]', acc[i]), dt)}")
+            em.line(f"v{i} = {m.cast(E(self.total[i], acc[i]), dt)}")
             vals[i] = E(f"v{i}", dt)
 
 
@@ -311,7 +417,7 @@ def generate(runner, name: str, scal: tuple, split: bool, strides, cfg) -> str:
         return header + "\n" + g.em.text()
     g.reduce(stage2=False)
     src = header + "\n" + g.em.text()
-    if split:
+    if split and not runner.one_launch:
         g2 = _Gen(runner, scal, split, strides, cfg)
         g2.reduce(stage2=True)
         src += f"\n\n\ndef {name}_2({', '.join(g.params())}):\n" + g2.em.text()
