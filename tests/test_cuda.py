@@ -419,6 +419,40 @@ def test_compiled_split_reductions_keep_their_partials_apart():
                        [y, w, b])
 
 
+def test_split_reductions_finish_in_one_launch_and_rearm_their_counters():
+    # the last block to finish combines the partials: each call must start from counters the
+    # previous one reset, or a later call would finish early (or never) with wrong sums
+    from perf.cuda_census import Census
+    f = tj.compile(lambda x: x.sum() * 2.0 + x.amax())
+    g = tj.compile(lambda b: b.all())          # bool partials: still the two-launch finish
+    for n in (40, 40, 41, 97):
+        x = RNG.standard_normal(n).astype(np.float32)
+        c = Census()
+        with c.active():
+            got = f(tj.tensor(x, device="cuda")).cpu().numpy()
+        np.testing.assert_allclose(got, x.sum(dtype=np.float64) * 2 + x.max(), rtol=1e-5)
+        assert c.counts["launches"] == 1, c.counts
+        b = x > -3.0
+        assert bool(g(tj.tensor(b, device="cuda")).item()) == bool(b.all())
+
+
+def test_pooled_buffers_outlive_reference_cycles():
+    # a CudaArray collected with a cycle (an autograd graph) must not take its buffer with it:
+    # numba frees memory from a weakref callback, which the cyclic GC runs before __del__
+    import gc
+    import weakref
+
+    from tracejit.codegen.cuda import array as A
+    a = A.empty((5,), np.float32)
+    fired: list = []
+    weakref.finalize(a.buf, fired.append, True)
+    cycle: list = [a]
+    cycle.append(cycle)
+    del a, cycle
+    gc.collect()
+    assert not fired        # pooled, alive: the next allocation of its size may reuse it
+
+
 def test_compiled_row_patterns():
     x = RNG.standard_normal((5, 12)).astype(np.float32)
     w, b = RNG.standard_normal(12).astype(np.float32), RNG.standard_normal(12).astype(np.float32)
