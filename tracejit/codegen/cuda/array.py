@@ -184,6 +184,24 @@ def empty(shape, dtype) -> CudaArray:
 _strides: dict = {}       # shape -> contiguous strides (a step allocates the same shapes)
 
 
+def spec(shape, dtype) -> tuple:
+    """What `fresh` takes to allocate `empty(shape, dtype)`, computed once by a caller that
+    allocates the same shape on every call (a kernel's stores)."""
+    a = empty(shape, dtype)
+    return a.shape, a.strides, a.buf.size, a.dtype
+
+
+def fresh(shape: tuple, strides: tuple, n: int, dtype) -> CudaArray:
+    """empty() from a `spec`, without its conversions and checks (host time per kernel)."""
+    a = _new(CudaArray)
+    a.buf, a.shape, a.strides, a.offset, a.dtype = _alloc(n, dtype), shape, strides, 0, dtype
+    a.base, a.writeable = None, True
+    return a
+
+
+_new = object.__new__
+
+
 def from_host(a: np.ndarray) -> CudaArray:
     check_dtype(a.dtype)
     a = np.ascontiguousarray(a)

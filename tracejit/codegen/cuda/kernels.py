@@ -51,7 +51,11 @@ def config(k: Kernel, nkept: int, nred: int, runtime: bool) -> tuple:
     if A.SIM:
         return ("row", 1, 4) if row else ("col", 4, 2)
     if row:
-        by = 256 if runtime else min(256, max(32, 1 << max(nred - 1, 1).bit_length()))
+        # ~16 elements per lane: a lane's fixed work (index setup, the trees) then stays small
+        # next to its share of the row (H200, ncu: 8 warps on a 1000-wide row issued 8x the
+        # instructions of the loads' work and were issue bound)
+        per_lane = -(-max(nred, 1) // 16)
+        by = 256 if runtime else min(256, max(32, 1 << max(per_lane - 1, 1).bit_length()))
         return "row", 1, by
     return "col", 32, 8
 
@@ -107,11 +111,11 @@ class KernelRunner:
             if len(self._plans) > 256:          # eager kernels meet many shapes
                 self._plans.clear()
             plan = self._plans[sig] = self._plan(ins, shape)
-        launch, launch2, out_specs, parts, extra, counter = plan
+        launch, launch2, out_specs, scratch, extra, _ = plan
         if outs is None:
-            outs = [A.empty(sh, dt) for sh, dt in out_specs]
+            outs = [A.fresh(*spec) for spec in out_specs]
         else:                                   # None: a fresh buffer for that store
-            outs = [A.empty(sh, dt) if o is None else o for o, (sh, dt) in zip(outs, out_specs)]
+            outs = [A.fresh(*spec) if o is None else o for o, spec in zip(outs, out_specs)]
         if launch is None:                      # nothing to compute (a zero-size space)
             return outs
         args = []
@@ -122,12 +126,7 @@ class KernelRunner:
                 args.append(a.item())
         for o in outs:
             args += (o.buf, o.offset)
-        # the partials must outlive both launches: a dropped CudaArray returns its buffer to
-        # the pool at once, and the next partials would get the same memory
-        scratch = [A.empty((n,), dt) for n, dt in parts]
-        args += [p.buf for p in scratch]
-        if counter is not None:
-            args.append(counter.buf)
+        args += scratch
         if self.runtime:
             args += extra[0]
             for st, o in zip(self.k.stores, outs):
@@ -137,15 +136,15 @@ class KernelRunner:
         launch(*args)
         if launch2 is not None:
             launch2(*args)
-        del scratch
         return outs
 
     def _plan(self, ins: list, shape: tuple) -> tuple:
-        """(launch, stage-2 launch, output shapes/dtypes, partial buffers, extra arguments)."""
+        """(launch, stage-2 launch, the stores' `A.spec`s, scratch buffers (partials, tickets),
+        extra arguments, the scratch buffers' owners)."""
         k = self.k
-        out_specs = [(st.node.shape if shape == k.shape else
-                      tuple(shape[a] if a is not None else 1 for a in st.dims),
-                      st.node.type.dtype.np) for st in k.stores]
+        out_specs = [A.spec(st.node.shape if shape == k.shape else
+                            tuple(shape[a] if a is not None else 1 for a in st.dims),
+                            st.node.type.dtype.np) for st in k.stores]
         scal = tuple(type(a) is not A.CudaArray for a in ins)
         strides = []
         for li in range(len(k.loads)):
@@ -160,21 +159,23 @@ class KernelRunner:
         nkept = _prod([shape[a] for a in k.kept_axes])
         nred, total = _prod([shape[a] for a in k.reduce_axes]), _prod(shape)
         if (nkept if k.is_reduce else total) == 0:
-            return None, None, out_specs, [], None, None
+            return None, None, out_specs, [], None, []
         split, grid, block = self._launch(nkept, nred, total)
         key = (scal, split) if self.runtime else (scal, split, tuple(strides))
         v = self.variants.get(key)
         if v is None:
             v = self.variants[key] = self._variant(scal, split, None if self.runtime else strides)
-        parts = [(grid[1] * nkept, acc_dtype(k.steps[i].op, k.steps[i].dtype.name))
-                 for i in self._reductions()] if split else []
+        # a split launch's partials (and, finishing in one launch, the tiles' tickets for the
+        # last block, zero between launches: the last block resets its own) belong to the plan:
+        # launches of one plan follow each other on the one stream, never overlapping
+        keep = [A.empty((grid[1] * nkept,), acc_dtype(k.steps[i].op, k.steps[i].dtype.name))
+                for i in self._reductions()] if split else []
+        if split and self.one_launch:
+            keep.append(A.from_host(np.zeros(grid[0], np.int32)))
         extra = ([x for st in strides for x in st], list(shape), grid[1])
-        # the tiles' tickets for the last block (zero between launches: the last one resets)
-        counter = A.from_host(np.zeros(grid[0], np.int32)) if split and self.one_launch \
-            else None
         return Launch(v.fn, grid, block), \
             (Launch(v.fn2, (grid[0], 1), block) if split and not self.one_launch else None), \
-            out_specs, parts, extra, counter
+            out_specs, [a.buf for a in keep], extra, keep
 
     def _reductions(self) -> list:
         return [i for i, s in enumerate(self.k.steps) if s.op in REDUCTIONS]

@@ -216,9 +216,13 @@ class _Gen:
         em.line("ty = i8(cuda.threadIdx.y)")
         em.line(f"nkept = {self.prod(kept)}")
         em.line(f"nred = {self.prod(red)}")
-        em.line("chunk = (nred + nsplit - 1) // nsplit")
-        em.line("r_lo = i8(cuda.blockIdx.y) * chunk if nsplit > 1 else i8(0)")
-        em.line("r_hi = min(r_lo + chunk, nred)")
+        if self.split:          # (a 64-bit division: only where the range is split)
+            em.line("chunk = (nred + nsplit - 1) // nsplit")
+            em.line("r_lo = i8(cuda.blockIdx.y) * chunk")
+            em.line("r_hi = min(r_lo + chunk, nred)")
+        else:
+            em.line("r_lo = i8(0)")
+            em.line("r_hi = nred")
         em.line("tile = i8(cuda.blockIdx.x)")
         inner_loads = {s.params["load"] for s in k.steps if s.op == "load" and s.inner}
         with em.block(f"while tile * {bx} < nkept:"):
