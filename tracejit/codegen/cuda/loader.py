@@ -38,6 +38,7 @@ import math
 import numpy as np
 from numba import cuda
 f4, f8, i4, i8, b1 = np.float32, np.float64, np.int32, np.int64, np.bool_
+u8 = np.uint64
 inf, nan = math.inf, math.nan
 m_sqrt, m_exp, m_log, m_log1p, m_expm1 = math.sqrt, math.exp, math.log, math.log1p, math.expm1
 m_tanh, m_sin, m_cos, m_erf, m_pow = math.tanh, math.sin, math.cos, math.erf, math.pow
@@ -52,7 +53,7 @@ def _sim_namespace() -> dict:
     # "divide by zero encountered" (CUDA is silent)
     ns = {"__name__": "tracejit.codegen.cuda._generated", "math": math, "np": np,
           "cuda": cuda, "f4": np.float32, "f8": np.float64, "i4": np.int32, "i8": np.int64,
-          "b1": np.bool_, "inf": math.inf, "nan": math.nan}
+          "u8": np.uint64, "b1": np.bool_, "inf": math.inf, "nan": math.nan}
     for name in ("sqrt", "exp", "log", "log1p", "expm1", "tanh", "sin", "cos", "floor", "ceil",
                  "trunc"):
         ns["m_" + name] = getattr(np, name)

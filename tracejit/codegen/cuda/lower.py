@@ -8,7 +8,9 @@ last `nsplit`. Iteration indices are `x{axis}`, step values `v{step}`. A reducti
 tiles of kept points (block-uniform loop, so every thread reaches every `syncthreads`), and for
 each reduction pass: per-lane accumulation over its share of the reduce range, then a shared
 memory tree over the `BY` lanes; outer values computed after pass p may use its results, inner
-stores of values that need them run in one more loop over the range.
+stores of values that need them run in one more loop over the range. Every buffer index is
+cast to uint64 (`u8`): numba then skips the negative-index wraparound it adds to each signed
+index (three 64-bit instructions per access; addresses here are never negative).
 """
 from __future__ import annotations
 
@@ -127,7 +129,7 @@ class _Gen:
             src = f"{CTOR[dt]}(ac{j})"
         else:
             addr = " + ".join([base] + self.terms(self.lstride[li], axes))
-            src = f"{CTOR[dt]}(ab{j}[{addr}])"
+            src = f"{CTOR[dt]}(ab{j}[u8({addr})])"
         self.em.line(f"v{i}{self.sfx} = {src}")
         vals[i] = E(f"v{i}{self.sfx}", dt)
 
@@ -143,10 +145,10 @@ class _Gen:
         st = self.k.stores[q]
         if q in self.r.flags:           # an index check: raise the error flag where it is set
             guard = f"{guard} and {vals[st.step]}" if guard else str(vals[st.step])
-            line = f"y{q}[yo{q}] = 1"
+            line = f"y{q}[u8(yo{q})] = 1"
         else:
             addr = " + ".join([f"yo{q}"] + self.terms(self.sstride[q], axes))
-            line = f"y{q}[{addr}] = {vals[st.step]}"
+            line = f"y{q}[u8({addr})] = {vals[st.step]}"
         if guard:
             with self.em.block(f"if {guard}:"):
                 self.em.line(line)
@@ -177,13 +179,13 @@ class _Gen:
                 if is_flat(self.lstride[li]) and not self.scal[self.r.op_of[li]]:
                     j = self.r.op_of[li]
                     dt = k.steps[i].dtype.name
-                    em.line(f"v{i} = {CTOR[dt]}(ab{j}[ao{j} + i])")
+                    em.line(f"v{i} = {CTOR[dt]}(ab{j}[u8(ao{j} + i)])")
                     vals[i] = E(f"v{i}", dt)
                 else:
                     self.load(i, vals, f"ao{self.r.op_of[li]}", axes)
             for q, st in enumerate(k.stores):
                 if is_flat(self.sstride[q]) and q not in self.r.flags:
-                    em.line(f"y{q}[yo{q} + i] = {vals[st.step]}")
+                    em.line(f"y{q}[u8(yo{q} + i)] = {vals[st.step]}")
                 else:
                     self.store(q, vals, axes)
             em.line("i += step")
@@ -246,7 +248,7 @@ class _Gen:
                 self.tree(rs, acc, vals, by)
                 if self.split and not stage2:
                     for i in rs:
-                        em.line(f"if valid and ty == 0: p{i}[i8(cuda.blockIdx.y) * nkept + kk]"
+                        em.line(f"if valid and ty == 0: p{i}[u8(i8(cuda.blockIdx.y) * nkept + kk)]"
                                 f" = {self.total[i]}")
                     if self.r.one_launch:
                         self.last_block(rs, acc, vals, kept, by)
@@ -330,7 +332,7 @@ class _Gen:
         em.line("cuda.syncthreads()")
         with em.block("if tx == 0 and ty == 0:"):
             em.line("lastb[0] = i4(0)")
-            with em.block("if cuda.atomic.add(cnt, tile, i4(1)) == nsplit - 1:"):
+            with em.block("if cuda.atomic.add(cnt, u8(tile), i4(1)) == nsplit - 1:"):
                 em.line("lastb[0] = i4(1)")
         em.line("cuda.syncthreads()")
         with em.block("if lastb[0] != 0:"):
@@ -342,7 +344,7 @@ class _Gen:
                 if not k.steps[st.step].inner:
                     self.store(q, vals, kept, guard="valid and ty == 0")
             with em.block("if tx == 0 and ty == 0:"):
-                em.line("cnt[tile] = i4(0)")
+                em.line("cnt[u8(tile)] = i4(0)")
 
     def partials_loop(self, rs: list, acc: dict, coherent: bool = False) -> None:
         """Combine the partials of the `nsplit` blocks. `coherent`: read them with an atomic
@@ -354,10 +356,10 @@ class _Gen:
         em.line("rr = ty")
         with em.block("while rr < (nsplit if valid else 0):"):
             for i in rs:
-                src = f"p{i}[rr * nkept + kk]"
+                src = f"p{i}[u8(rr * nkept + kk)]"
                 if coherent:
                     src = em.tmp("pr")
-                    em.line(f"{src} = cuda.atomic.add(p{i}, rr * nkept + kk, "
+                    em.line(f"{src} = cuda.atomic.add(p{i}, u8(rr * nkept + kk), "
                             f"{literal(0, acc[i])})")
                 c = getattr(m, _COMBINE[k.steps[i].op])(E(f"a{i}", acc[i]), E(src, acc[i]))
                 em.line(f"a{i} = {c}")
