@@ -281,6 +281,23 @@ def launch_paths(scale, reps) -> str:
     return "  launch path numba -> raw (compiled fwd+bwd): " + ", ".join(out)
 
 
+def row_lanes(scale, reps) -> str:
+    """W3 and W4 compiled with ROW kernels giving each lane 16 elements of a row (2 warps on
+    W4's 1000) against 32 (one warp), in this process."""
+    from tracejit.codegen.cuda import kernels
+    base, out = kernels.ROW_ELEMS_PER_LANE, []
+    for wid in ("W3", "W4"):
+        got = {}
+        for per_lane in (16, 32):
+            kernels.ROW_ELEMS_PER_LANE = per_lane
+            try:
+                got[per_lane] = time_tracejit(wid, scale, "compiled", reps)[0]
+            finally:
+                kernels.ROW_ELEMS_PER_LANE = base
+        out.append(f"{wid} {got[16] * 1e3:.3f} -> {got[32] * 1e3:.3f} ms")
+    return "  row elements per lane 16 -> 32 (compiled fwd+bwd): " + ", ".join(out)
+
+
 def breakdown(wid, scale, steps=10) -> str:
     """Where a compiled step's wall time goes: the host's time to enqueue one step (no sync
     between steps) against the step with its sync, and each kernel's GPU time (CUDA events
@@ -459,7 +476,8 @@ def main(argv=None) -> int:
                          f"  [kernels fwd+bwd {KERNELS.get(wid, '?')}]")
         except Exception as e:  # noqa: BLE001
             lines.append(f"  {wid}: failed: {type(e).__name__}: {e}"[:300])
-    for extra in (lambda: launch_paths(scale, reps), lambda: breakdown("W3", scale),
+    for extra in (lambda: row_lanes(scale, reps), lambda: launch_paths(scale, reps),
+                  lambda: breakdown("W3", scale),
                   lambda: breakdown("W4", scale), lambda: host_profile("W3", scale),
                   lambda: host_profile("W4", scale)):
         if time.perf_counter() - start < args.budget:

@@ -44,6 +44,9 @@ def store_strides(st, strides) -> list:
     return [out[ax] for ax in sorted(out)]
 
 
+ROW_ELEMS_PER_LANE = 16     # (perf/gpu_check.py times W3 and W4 with 16 and 32)
+
+
 def config(k: Kernel, nkept: int, nred: int, runtime: bool) -> tuple:
     """(strategy, BX, BY) for a reduction: ROW when the innermost non-trivial axis is reduced."""
     inner = [a for a in range(len(k.shape)) if k.shape[a] != 1 or runtime]
@@ -54,7 +57,7 @@ def config(k: Kernel, nkept: int, nred: int, runtime: bool) -> tuple:
         # ~16 elements per lane: a lane's fixed work (index setup, the trees) then stays small
         # next to its share of the row (H200, ncu: 8 warps on a 1000-wide row issued 8x the
         # instructions of the loads' work and were issue bound)
-        per_lane = -(-max(nred, 1) // 16)
+        per_lane = -(-max(nred, 1) // ROW_ELEMS_PER_LANE)
         by = 256 if runtime else min(256, max(32, 1 << max(per_lane - 1, 1).bit_length()))
         return "row", 1, by
     return "col", 32, 8

@@ -14,6 +14,8 @@ index (three 64-bit instructions per access; addresses here are never negative).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ...ir.kernel import REDUCTIONS
 from . import array as A
 from .array import contiguous_strides
@@ -120,13 +122,28 @@ class _Gen:
             out.append(self.x(a) if s == 1 else f"{self.x(a)} * {s}")
         return out
 
+    def iota_axis(self, li: int):
+        """The iteration axis along which load li reads a constant arange (the column index
+        of a one-hot select, ir/passes/onehot.py), else None."""
+        n = self.r.values[self.r.op_of[li]]
+        v = n.value if n.op == "const" else None
+        if v is None or v.dtype.kind not in "iu":
+            return None
+        dims = [d for d, size in enumerate(v.shape) if size != 1]
+        if len(dims) != 1 or not np.array_equal(v.reshape(-1), np.arange(v.size)):
+            return None
+        return next((a for d, a in self.r.pairs[li] if d == dims[0]), None)
+
     def load(self, i: int, vals: dict, base: str, axes) -> None:
         st = self.k.steps[i]
         li = st.params["load"]
         j = self.r.op_of[li]
         dt = st.dtype.name
+        a = self.iota_axis(li)
         if self.scal[j]:
             src = f"{CTOR[dt]}(ac{j})"
+        elif a is not None and a in axes:       # the index itself: no load
+            src = f"{CTOR[dt]}({self.x(a)})"
         else:
             addr = " + ".join([base] + self.terms(self.lstride[li], axes))
             src = f"{CTOR[dt]}(ab{j}[u8({addr})])"
