@@ -134,10 +134,11 @@ def check_dtype(dtype) -> None:
 # A caching allocator, as torch's: numba allocates with cuMemAlloc and frees (cuMemFree, which
 # synchronises the device) in batches. Freed buffers are kept by (size, dtype) and handed out
 # again; every kernel runs on the default stream, so a reused buffer's old work is done first.
-# `_live` holds every buffer an owner CudaArray has: a CudaArray dropped in a reference cycle
-# (autograd graphs) is collected by the cyclic GC, which runs weakref callbacks before __del__;
-# were its buffer reachable only through it, numba's callback would free the memory first and
-# __del__ would then pool a dead buffer (a later kernel writing freed memory).
+# `_live` holds every buffer an owner CudaArray has (id -> (buffer, pool key)): a CudaArray
+# dropped in a reference cycle (autograd graphs) is collected by the cyclic GC, which runs
+# weakref callbacks before __del__; were its buffer reachable only through it, numba's callback
+# would free the memory first and __del__ would then pool a dead buffer (a later kernel writing
+# freed memory).
 _pool: dict = {}
 _pooled = [0]
 _live: dict = {}
@@ -145,18 +146,25 @@ POOL_BYTES = 64 << 20 if SIM else 8 << 30
 
 
 def _release(buf, dtype) -> None:
-    _live.pop(id(buf), None)
-    nbytes = buf.size * dtype.itemsize
+    key = _live.pop(id(buf), None)
+    key = key[1] if key is not None else (buf.size, dtype)
+    nbytes = key[0] * dtype.itemsize
     if _pooled[0] + nbytes <= POOL_BYTES:
-        _pool.setdefault((buf.size, dtype), []).append(buf)
+        free = _pool.get(key)
+        if free is None:
+            free = _pool[key] = []
+        free.append(buf)
         _pooled[0] += nbytes
 
 
 def _alloc(n: int, dtype):
-    free = _pool.get((n, dtype))
+    key = (n, dtype)
+    free = _pool.get(key)
     if free:
         _pooled[0] -= n * dtype.itemsize
-        return _live_buf(free.pop())
+        buf = free.pop()
+        _live[id(buf)] = (buf, key)
+        return buf
     try:
         buf = cuda.device_array(n, dtype)
     except Exception:  # noqa: BLE001 - out of memory: give the pool back and retry once
@@ -165,7 +173,8 @@ def _alloc(n: int, dtype):
         import gc
         gc.collect()
         buf = cuda.device_array(n, dtype)
-    return _live_buf(buf)
+    _live[id(buf)] = (buf, key)
+    return buf
 
 
 def empty(shape, dtype) -> CudaArray:
@@ -206,13 +215,9 @@ def from_host(a: np.ndarray) -> CudaArray:
     check_dtype(a.dtype)
     a = np.ascontiguousarray(a)
     flat = a.reshape(-1) if a.size else np.zeros(1, a.dtype)
-    buf = _live_buf(cuda.to_device(flat))
+    buf = cuda.to_device(flat)
+    _live[id(buf)] = (buf, (flat.size, flat.dtype))
     return CudaArray(buf, a.shape, contiguous_strides(a.shape), 0, a.dtype)
-
-
-def _live_buf(buf):
-    _live[id(buf)] = buf
-    return buf
 
 
 def index_error_flag():

@@ -9,12 +9,14 @@ load's strides into the source, one variant per stride pattern met (contiguous i
 serves every shape of its rank. Three shapes of code:
   - elementwise: a grid-stride loop over the flat iteration space;
   - reductions, one block per tile of kept points: `BX` kept points x `BY` lanes splitting the
-    reduce range, each pass accumulating per lane then combining lanes through shared memory (a
-    tree), so later passes and stores see the results; ROW (`BX` = 1) when the innermost axis is
-    reduced (softmax, layer_norm rows), COL (`BX` = 32) when it is kept (column sums);
-  - split reductions (`Kernel.splittable`, few kept points: full sums, column sums): stage 1
-    spreads the reduce range over `gridDim.y` blocks writing partials, stage 2 combines them
-    and runs the epilogue.
+    reduce range, each pass accumulating per lane (4 elements per step, loads first) then
+    combining lanes, so later passes and stores see the results; ROW (`BX` = 1, ~16 elements
+    per lane, lanes combined by warp shuffles on a GPU) when the innermost axis is reduced
+    (softmax, layer_norm rows), COL (`BX` = 32, a shared-memory tree) when it is kept;
+  - split reductions (`Kernel.splittable`, few kept points: full sums, column sums): the
+    reduce range spreads over `gridDim.y` blocks writing partials; the last block of a tile to
+    finish (a ticket from an atomic counter) combines them and runs the epilogue, in the same
+    launch (bool partials, which atomics cannot read: a second launch).
 Float32 sums and products accumulate in float64 (as the LLVM backend does), rounded once.
 """
 from __future__ import annotations

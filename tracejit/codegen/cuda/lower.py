@@ -2,15 +2,18 @@
 
 `generate` emits, in this order of parameters: per operand `ab{j}, ao{j}` (buffer, offset) or
 `ac{j}` (a scalar); per store `y{q}, yo{q}` (for an index check, the error flag: set to 1
-where the check holds); when split, one partials buffer `p{i}` per
-reduction; in runtime mode the strides `s{load}_{axis}`, `os{store}_{axis}` and sizes `n{axis}`;
-last `nsplit`. Iteration indices are `x{axis}`, step values `v{step}`. A reduction kernel walks
-tiles of kept points (block-uniform loop, so every thread reaches every `syncthreads`), and for
-each reduction pass: per-lane accumulation over its share of the reduce range, then a shared
-memory tree over the `BY` lanes; outer values computed after pass p may use its results, inner
-stores of values that need them run in one more loop over the range. Every buffer index is
-cast to uint64 (`u8`): numba then skips the negative-index wraparound it adds to each signed
-index (three 64-bit instructions per access; addresses here are never negative).
+where the check holds); when split, one partials buffer `p{i}` per reduction (and `cnt`, the
+tiles' tickets, when the last block finishes); in runtime mode the strides `s{load}_{axis}`,
+`os{store}_{axis}` and sizes `n{axis}`; last `nsplit`. Iteration indices are `x{axis}` (in the
+unrolled copies of a range loop `x{axis}_{copy}`), step values `v{step}`. A reduction kernel
+walks tiles of kept points (block-uniform loop, so every thread reaches every `syncthreads`),
+and for each reduction pass: per-lane accumulation over its share of the reduce range, then the
+lanes combined (warp shuffles, or a shared memory tree); outer values computed after pass p may
+use its results, inner stores of values that need them run in one more loop over the range.
+What the H200 showed these kernels to be bound by, and what answers it here: the issue rate of
+per-element index arithmetic (each buffer index is cast to uint64, `u8`, so numba adds no
+negative-index wraparound: three 64-bit instructions per access; a constant arange load becomes
+the index itself) and per-row fixed work (ROW lanes get ~16 elements each, kernels.py `config`).
 """
 from __future__ import annotations
 
