@@ -354,6 +354,27 @@ def test_dtype_of_gradients():
 
 # --- the engine ---
 
+def test_one_node_backward_to_leaves_behaves_as_the_engine():
+    # loss.backward() on one node whose inputs are leaves skips the engine's bookkeeping
+    # (autograd._one_node_to_leaves): hooks once per leaf, .grad accumulates, the graph is
+    # freed, a leaf used twice gets the sum
+    x = tj.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = tj.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    seen = []
+    x.register_hook(lambda g: seen.append(g.numpy().copy()))
+    y = tj.compile(lambda x, w: (x * w).sum())(x, w)
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * w.detach().numpy())
+    np.testing.assert_allclose(w.grad.numpy(), 2 * x.detach().numpy())
+    assert len(seen) == 2
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+    z = tj.tensor([3.0], requires_grad=True)
+    (z * z).sum().backward()            # two edges to one leaf: the engine sums them
+    np.testing.assert_allclose(z.grad.numpy(), [6.0])
+
+
 def test_diamond_and_reuse():
     x = leaf([2.0], tj.float64)
     a = x * x

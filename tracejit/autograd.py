@@ -256,6 +256,9 @@ def run_backward(Tensor, roots, grads, *, retain_graph=False, create_graph=False
     """Backpropagate `grads` from `roots`. With `inputs` and accumulate=False: return their
     gradients (autograd.grad); with accumulate=True: fill `.grad` of leaves (of `inputs` only,
     when given)."""
+    if len(roots) == 1 and inputs is None and accumulate and not create_graph and \
+            _one_node_to_leaves(roots[0], grads[0], Tensor, retain_graph):
+        return None
     buffers: dict = {}
     ready = []
     root_edges = []
@@ -334,6 +337,39 @@ def run_backward(Tensor, roots, grads, *, retain_graph=False, create_graph=False
                                    f"this is the desired behavior.")
         return tuple(captured)
     return None
+
+
+def _one_node_to_leaves(root, g, Tensor, retain_graph) -> bool:
+    """The common training step, `loss.backward()` on the output of one node (a compiled
+    function) whose inputs are all distinct leaves and that has no hooks: run it and fill the
+    leaves' .grad as the engine would, without the engine's bookkeeping. False: not that case
+    (nothing done)."""
+    e = _edge(root) if root.requires_grad else None
+    node = e[0] if e is not None else None
+    if node is None or not isinstance(node, Node) or node.pre_hooks or node.retains:
+        return False
+    leaves = [x[0] for x in node.next if x is not None]
+    if any(isinstance(t, Node) for t in leaves) or len({id(t) for t in leaves}) != len(leaves):
+        return False
+    slots = [None] * node.n_out
+    slots[e[1]] = g
+    stored_ids = {id(g._data)}
+    prev = _state["grad"]
+    _state["grad"] = False
+    try:
+        res = node.apply(slots, Tensor)
+        for k, x in enumerate(node.next):
+            r = res[k] if x is not None else None
+            if callable(r):
+                r = r()
+            if r is not None:
+                _finish_leaf(x[0], [_fit(r, node.metas[k])], None, None, True, False,
+                             stored_ids)
+        if not retain_graph:
+            node.release()
+    finally:
+        _state["grad"] = prev
+    return True
 
 
 def _add(buffers, key, idx, g):

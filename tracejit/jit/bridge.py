@@ -27,7 +27,7 @@ class CompiledNode(ag.Node):
         self.params = {}
         self.entry = entry
         self.next = tuple(ag._edge(t) for t in inputs)
-        self.metas = tuple((t.shape, t.dtype) for t in inputs)
+        self.metas = tuple([(t._data.shape, t.dtype) for t in inputs])
         self.saved = saved
         # (tensor, version) of primal inputs the backward reads
         self.versions = [(t, t._version[0]) for t in saved_inputs]
