@@ -72,15 +72,21 @@ class CudaGraph:
         self._in_place = {id(n) for n in g.nodes if n.op == "index_put" and
                           n.inputs[0].op == "full" and len(users[id(n.inputs[0])]) == 1 and
                           id(n.inputs[0]) not in outs}
+        made = {id(n) for n in g.inputs}       # values in `env` when a step runs
+        self._plain: set = set()                # kernel steps that read no constant
         for s in sched.steps:
             if isinstance(s, Kernel):
                 r = KernelRunner(s, flags=[q for q, st in enumerate(s.stores)
                                            if id(st.node) in checks])
                 self.kernels.append(r)
-                self._steps.append(("k", r, [id(v) for v in r.values],
-                                    [id(st.node) for st in s.stores]))
+                ins = [id(v) for v in r.values]
+                if all(v in made for v in ins):
+                    self._plain.add(len(self._steps))
+                self._steps.append(("k", r, ins, [id(st.node) for st in s.stores]))
+                made.update(self._steps[-1][3])
             else:
                 self._steps.append(("n", s, [id(u) for u in s.inputs], [id(s)]))
+                made.add(id(s))
         # step -> [(store, input index)] of the stores that may go into their input's buffer
         self._donors: dict = {}
         self._donated: dict = {}        # id(output) -> input index
@@ -117,8 +123,9 @@ class CudaGraph:
                         a = arrays[ii]
                         if type(a) is A.CudaArray and a.writeable and _dense(a):
                             into[j] = a
-                env.update(zip(outs, s([env[v] if v in env else self._leaf(n)
-                                        for v, n in zip(ins, s.values)], into)))
+                args = [env[v] for v in ins] if i in self._plain else \
+                    [env[v] if v in env else self._leaf(n) for v, n in zip(ins, s.values)]
+                env.update(zip(outs, s(args, into)))
             else:
                 env[id(s)] = self._node(s, env)
         if self._all_fresh:

@@ -110,7 +110,15 @@ class KernelRunner:
         """ins: one array per operand value (CudaArray or host 0-d); returns the stores, into
         `outs` where given (arrays of the stores' shapes, laid out as the kernel stores)."""
         shape = self.k.shape if shape is None else tuple(shape)
-        sig = (shape, tuple(a.strides if type(a) is A.CudaArray else None for a in ins))
+        args, sts = [], []                      # one pass: the arguments and the signature
+        for a in ins:
+            if type(a) is _CudaArray:
+                sts.append(a.strides)
+                args += (a.buf, a.offset)
+            else:
+                sts.append(None)
+                args.append(a.item())
+        sig = (shape, tuple(sts))
         plan = self._plans.get(sig)
         if plan is None:
             if len(self._plans) > 256:          # eager kernels meet many shapes
@@ -123,12 +131,6 @@ class KernelRunner:
             outs = [A.fresh(*spec) if o is None else o for o, spec in zip(outs, out_specs)]
         if launch is None:                      # nothing to compute (a zero-size space)
             return outs
-        args = []
-        for a in ins:
-            if type(a) is A.CudaArray:
-                args += (a.buf, a.offset)
-            else:
-                args.append(a.item())
         for o in outs:
             args += (o.buf, o.offset)
         args += scratch
@@ -207,6 +209,9 @@ class KernelRunner:
         name = f"{self.k.name}_{len(self.variants)}"
         src = generate(self, name, scal, split, strides, self.cfg)
         return Variant(src, name, split)
+
+
+_CudaArray = A.CudaArray
 
 
 def _prod(xs) -> int:
