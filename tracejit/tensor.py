@@ -307,7 +307,7 @@ class Tensor:
             fn = self.grad_fn
             if type(self._data) is not _ndarray and _on_device(self._data) and not (
                     getattr(fn, "takes_host_seed", False) and not fn.pre_hooks and
-                    not fn.retains):
+                    not fn.retains and self._data.ndim == 0):
                 from . import cuda  # a fill kernel: an upload would wait for the forward
                 gradient = Tensor._make(cuda.full(self._data.shape, 1, self.dtype.name))
         else:

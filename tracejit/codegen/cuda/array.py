@@ -168,10 +168,10 @@ def _alloc(n: int, dtype):
     try:
         buf = cuda.device_array(n, dtype)
     except Exception:  # noqa: BLE001 - out of memory: give the pool back and retry once
+        import gc
+        gc.collect()        # first: arrays dropped in cycles release their buffers to the pool
         _pool.clear()
         _pooled[0] = 0
-        import gc
-        gc.collect()
         buf = cuda.device_array(n, dtype)
     _live[id(buf)] = (buf, key)
     return buf

@@ -168,4 +168,10 @@ class CudaGraph:
         if any(isinstance(a, A.CudaArray) for a in args):
             return eager.run(op, args, n.params)
         out = np.asarray(op.eager(*args, **n.params))      # host scalars only: numpy
-        return out if out.ndim == 0 else A.from_host(out)
+        if out.ndim == 0:
+            return out
+        if out.size and bool((out == out.flat[0]).all()):
+            # a host scalar broadcast or reshaped (the backward's seed reaching a view): a fill
+            # kernel, where an upload would wait for the work queued before it
+            return eager.full(out.shape, out.flat[0].item(), out.dtype.name)
+        return A.from_host(out)

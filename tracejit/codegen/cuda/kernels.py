@@ -177,8 +177,8 @@ class KernelRunner:
         # launches of one plan follow each other on the one stream, never overlapping
         keep = [A.empty((grid[1] * nkept,), acc_dtype(k.steps[i].op, k.steps[i].dtype.name))
                 for i in self._reductions()] if split else []
-        if split and self.one_launch:
-            keep.append(A.from_host(np.zeros(grid[0], np.int32)))
+        if split and self.one_launch:               # one ticket counter per tile
+            keep.append(A.from_host(np.zeros(-(-nkept // block[0]), np.int32)))
         extra = ([x for st in strides for x in st], list(shape), grid[1])
         return Launch(v.fn, grid, block), \
             (Launch(v.fn2, (grid[0], 1), block) if split and not self.one_launch else None), \

@@ -227,11 +227,12 @@ class _Gen:
         kept, red = list(k.kept_axes), list(k.reduce_axes)
         reds = [i for i, s in enumerate(k.steps) if s.op in REDUCTIONS]
         acc = {i: acc_dtype(k.steps[i].op, k.steps[i].dtype.name) for i in reds}
-        for i in reds:
-            if self.warp_tree([i], acc):
-                em.line(f"sw{i} = cuda.shared.array({by // 32}, {_NP[acc[i]]})")
-            else:
-                em.line(f"sh{i} = cuda.shared.array(({by}, {bx}), {_NP[acc[i]]})")
+        for p in range(k.npasses):      # a pass's lanes combine one way (`tree`)
+            rs = [i for i in reds if k.steps[i].params["pass"] == p]
+            warp = self.warp_tree(rs, acc)
+            for i in rs:
+                em.line(f"sw{i} = cuda.shared.array({by // 32}, {_NP[acc[i]]})" if warp else
+                        f"sh{i} = cuda.shared.array(({by}, {bx}), {_NP[acc[i]]})")
         if self.split and self.r.one_launch:
             em.line("lastb = cuda.shared.array(1, np.int32)")
         em.line("tx = i8(cuda.threadIdx.x)")
