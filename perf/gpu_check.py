@@ -281,6 +281,25 @@ def launch_paths(scale, reps) -> str:
     return "  launch path numba -> raw (compiled fwd+bwd): " + ", ".join(out)
 
 
+def compiled_step(wid, scale, warmup=3):
+    """A warm compiled fwd+bwd step of `wid` on CUDA tensors (no arguments; `.fn` is the
+    compiled function)."""
+    import tracejit as tj
+    fn, arrays, rg, _ = workload(wid, scale)
+    ins = _tensors(arrays, rg, "cuda")
+    f = tj.compile(fn)
+
+    def step():
+        for t in ins:
+            t.grad = None
+        f(*ins).backward()
+    for _ in range(warmup):
+        step()
+    tj.cuda.synchronize()
+    step.fn = f
+    return step
+
+
 def row_lanes(scale, reps) -> str:
     """W3 and W4 compiled with ROW kernels giving each lane 16 elements of a row (2 warps on
     W4's 1000) against 32 (one warp), in this process."""
@@ -306,17 +325,7 @@ def breakdown(wid, scale, steps=10) -> str:
 
     import tracejit as tj
     from tracejit.codegen.cuda import launch as L
-    fn, arrays, rg, _ = workload(wid, scale)
-    ins = _tensors(arrays, rg, "cuda")
-    f = tj.compile(fn)
-
-    def step():
-        for t in ins:
-            t.grad = None
-        f(*ins).backward()
-    for _ in range(3):
-        step()
-    tj.cuda.synchronize()
+    step = compiled_step(wid, scale)
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
@@ -388,17 +397,7 @@ def host_profile(wid, scale, steps=20) -> str:
     import pstats
 
     import tracejit as tj
-    fn, arrays, rg, _ = workload(wid, scale)
-    ins = _tensors(arrays, rg, "cuda")
-    f = tj.compile(fn)
-
-    def step():
-        for t in ins:
-            t.grad = None
-        f(*ins).backward()
-    for _ in range(3):
-        step()
-    tj.cuda.synchronize()
+    step = compiled_step(wid, scale)
     pr = cProfile.Profile()
     pr.enable()
     for _ in range(steps):

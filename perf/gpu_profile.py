@@ -21,17 +21,12 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     wid, steps = argv[0], int(argv[1]) if len(argv) > 1 else 3
     import tracejit as tj
-    from perf.gpu_check import _tensors, workload
-    fn, arrays, rg, _ = workload(wid, "full")
-    ins = _tensors(arrays, rg, "cuda")
-    f = tj.compile(fn)
-    for _ in range(steps):
-        for t in ins:
-            t.grad = None
-        f(*ins).backward()
+    from perf.gpu_check import compiled_step
+    step = compiled_step(wid, "full", warmup=steps)
     tj.cuda.synchronize()
+    st = step.fn.last_stats
     print(f"{wid}: {steps} compiled steps; kernels fwd+bwd "
-          f"{f.last_stats['kernels_forward']}+{f.last_stats['kernels_backward']}")
+          f"{st['kernels_forward']}+{st['kernels_backward']}")
     return 0
 
 
