@@ -375,6 +375,33 @@ def test_one_node_backward_to_leaves_behaves_as_the_engine():
     np.testing.assert_allclose(z.grad.numpy(), [6.0])
 
 
+def test_one_node_backward_keeps_the_engines_order(monkeypatch):
+    # hooks that update their leaf in place (an optimizer step in a grad hook) must not change
+    # another leaf's lazily computed gradient, and run last leaf first, as in the engine
+    import tracejit.autograd as ag
+
+    def run():
+        x, w = leaf([1.0, 2.0, 3.0]), leaf([4.0, 5.0, 6.0])
+        order = []
+        for name, p in (("x", x), ("w", w)):
+            def hook(g, p=p, name=name):
+                order.append(name)
+                with tj.no_grad():
+                    p.sub_(0.1 * g)
+            p.register_hook(hook)
+        y = x * w
+        y.backward(tj.ones(3))
+        with pytest.raises(RuntimeError, match="second time"):
+            y.backward(tj.ones(3))
+        return x.grad.numpy(), w.grad.numpy(), order
+    fast = run()
+    monkeypatch.setattr(ag, "_one_node_to_leaves", lambda *a: False)
+    engine = run()
+    np.testing.assert_array_equal(fast[0], engine[0])
+    np.testing.assert_array_equal(fast[1], engine[1])
+    assert fast[2] == engine[2]
+
+
 def test_diamond_and_reuse():
     x = leaf([2.0], tj.float64)
     a = x * x

@@ -357,16 +357,22 @@ def _one_node_to_leaves(root, g, Tensor, retain_graph) -> bool:
     prev = _state["grad"]
     _state["grad"] = False
     try:
+        # in the engine's order: every gradient computed (lazy ones read saved inputs that a
+        # leaf's hook may modify), the node released, then the leaves finished last to first
         res = node.apply(slots, Tensor)
+        done = []
         for k, x in enumerate(node.next):
-            r = res[k] if x is not None else None
+            if x is None:
+                continue
+            r = res[k] if res is not None else None
             if callable(r):
                 r = r()
-            if r is not None:
-                _finish_leaf(x[0], [_fit(r, node.metas[k])], None, None, True, False,
-                             stored_ids)
+            done.append((x[0], None if r is None else _fit(r, node.metas[k])))
         if not retain_graph:
             node.release()
+        for t, r in reversed(done):
+            if r is not None:
+                _finish_leaf(t, [r], None, None, True, False, stored_ids)
     finally:
         _state["grad"] = prev
     return True

@@ -202,8 +202,9 @@ def spec(shape, dtype) -> tuple:
 
 def fresh(shape: tuple, strides: tuple, n: int, dtype) -> CudaArray:
     """empty() from a `spec`, without its conversions and checks (host time per kernel)."""
+    buf = _alloc(n, dtype)             # (first: a failed allocation leaves no half array)
     a = _new(CudaArray)
-    a.buf, a.shape, a.strides, a.offset, a.dtype = _alloc(n, dtype), shape, strides, 0, dtype
+    a.buf, a.shape, a.strides, a.offset, a.dtype = buf, shape, strides, 0, dtype
     a.base, a.writeable = None, True
     return a
 

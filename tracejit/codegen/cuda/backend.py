@@ -170,7 +170,9 @@ class CudaGraph:
         out = np.asarray(op.eager(*args, **n.params))      # host scalars only: numpy
         if out.ndim == 0:
             return out
-        if out.size and bool((out == out.flat[0]).all()):
+        first = out.flat[0] if out.size else None
+        if out.size and bool((out == first).all()) and (
+                out.dtype.kind != "f" or bool((np.signbit(out) == np.signbit(first)).all())):
             # a host scalar broadcast or reshaped (the backward's seed reaching a view): a fill
             # kernel, where an upload would wait for the work queued before it
             return eager.full(out.shape, out.flat[0].item(), out.dtype.name)
