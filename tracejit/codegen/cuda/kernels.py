@@ -56,9 +56,10 @@ def config(k: Kernel, nkept: int, nred: int, runtime: bool) -> tuple:
     if A.SIM:
         return ("row", 1, 4) if row else ("col", 4, 2)
     if row:
-        # ~16 elements per lane: a lane's fixed work (index setup, the trees) then stays small
-        # next to its share of the row (H200, ncu: 8 warps on a 1000-wide row issued 8x the
-        # instructions of the loads' work and were issue bound)
+        # ~16 elements per lane, so a lane's fixed work (index setup, the trees) stays small
+        # next to its share of the row. On the H200 (perf/RESULTS.md), 4 per lane (8 warps on
+        # W4's 1000-wide rows) left the row kernels issue bound (ncu: 77% SM, 14% DRAM), and a
+        # W4 step took 0.185 ms with 16 per lane against 0.351 ms with 32
         per_lane = -(-max(nred, 1) // ROW_ELEMS_PER_LANE)
         by = 256 if runtime else min(256, max(32, 1 << max(per_lane - 1, 1).bit_length()))
         return "row", 1, by

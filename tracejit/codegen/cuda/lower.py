@@ -298,9 +298,9 @@ class _Gen:
     def range_loop(self, p: int, rs: list, acc: dict, vals: dict, kept, red) -> None:
         """Each lane accumulates its share of the reduce range (and stores what pass p stores
         per element), UNROLL elements per iteration, the copies' loads emitted first: a lane
-        then has UNROLL loads in flight instead of one (row kernels are latency bound
-        otherwise). A copy past the range reads the range's last element again (a valid
-        address) and is masked out of the accumulators and stores."""
+        then has UNROLL loads in flight instead of one. A copy past the range reads the
+        range's last element again (a valid address) and is masked out of the accumulators
+        and stores."""
         k, em = self.k, self.em
         stores = [q for q, st in enumerate(k.stores) if k.steps[st.step].inner and
                   k.steps[st.step].after == p]
