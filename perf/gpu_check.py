@@ -9,6 +9,11 @@
    compiled fwd+bwd against its memory floor (576 MiB / triad bandwidth), W1..W4 CUDA compiled,
    CUDA eager and (when installed) torch eager on the same GPU, and compile times (cold: a
    worker's first call; warm: this process's first call, kernels from the disk cache).
+3. Where W3's and W4's compiled steps spend their time: ROW kernels at 16 against 32 elements
+   per lane, numba's launch against the raw one, the host's enqueue time against the step's
+   (and torch's), each kernel's GPU time between CUDA events (inflated by host gaps when the
+   GPU waits for the host; `perf/gpu_profile.py` under ncu gives exact kernel times), and a
+   cProfile of the host side.
 
 The report is printed and written to $OUT/gpu_report.txt (or --out). `--tiny` runs everything at
 toy sizes under Numba's CUDA simulator, to check this script without a GPU.

@@ -564,7 +564,7 @@ def test_gpu_configured_kernels_are_recorded_for_the_ptx_check(monkeypatch):
     # lanes, one-launch split finishes at real grid sizes) never runs under the simulator:
     # generate it here without launching anything, for the PTX check below
     from tracejit.codegen.cuda import array as A
-    from tracejit.codegen.cuda import kernels, launch
+    from tracejit.codegen.cuda import eager, kernels, launch
     if not A.SIM:
         pytest.skip("on a GPU these kernels run (tests above and perf/gpu_check.py)")
     sources: dict = {}
@@ -583,23 +583,23 @@ def test_gpu_configured_kernels_are_recorded_for_the_ptx_check(monkeypatch):
     monkeypatch.setattr(launch.Launch, "__call__", record)
     monkeypatch.setattr(A, "SIM", False)
     monkeypatch.setattr(A, "_SMS", 132)
+    # kernels made here are for the PTX check only: none may be cached for later tests
+    monkeypatch.setattr(eager, "_runners", {})
+    monkeypatch.setattr(launch, "_launches", {})
     F = tj.nn.functional
     a = tj.tensor(RNG.standard_normal((64, 1000)).astype(np.float32), device="cuda",
                   requires_grad=True)
     w = tj.tensor(np.ones(1000, np.float32), device="cuda", requires_grad=True)
     t = tj.tensor(RNG.integers(0, 1000, 64), device="cuda")
     v = tj.tensor(RNG.standard_normal(100_000).astype(np.float32), device="cuda")
-    try:
-        for fn, args in [
-                (lambda a: (a.softmax(-1) * a).sum(), [a]),
-                (lambda a, t: F.cross_entropy(a, t), [a, t]),
-                (lambda a, w: (F.layer_norm(a, (1000,), w, w) * a).sum(), [a, w]),
-                (lambda a: (a.sum(-1) * tj.isnan(a).any(-1)).sum(), [a]),   # float + bool pass
-                (lambda a: a.amax(0).sum() + a.int().amax(-1).sum(), [a])]:
-            tj.compile(fn)(*args).backward()
-        tj.compile(lambda v: v.sum() * v.amax() + tj.isnan(v).any())(v)
-    finally:
-        launch._launches.clear()
+    for fn, args in [
+            (lambda a: (a.softmax(-1) * a).sum(), [a]),
+            (lambda a, t: F.cross_entropy(a, t), [a, t]),
+            (lambda a, w: (F.layer_norm(a, (1000,), w, w) * a).sum(), [a, w]),
+            (lambda a: (a.sum(-1) * tj.isnan(a).any(-1)).sum(), [a]),   # float + bool pass
+            (lambda a: a.amax(0).sum() + a.int().amax(-1).sum(), [a])]:
+        tj.compile(fn)(*args).backward()
+    tj.compile(lambda v: v.sum() * v.amax() + tj.isnan(v).any())(v)
     names = [name for _, name, _ in RECORDED]
     assert any(src.count("shfl_xor_sync") and "ok_3" in src for src, _, _ in RECORDED), names
 
