@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import autograd as ag
+from .. import cuda as _cuda
 
 
 class _CompiledOp:
@@ -61,9 +62,13 @@ class CompiledNode(ag.Node):
                     f"[{t.dtype.name} {list(t.shape)}] is at version {t._version[0]}; expected "
                     f"version {v} instead. Use an out-of-place op or .clone() it first.")
         tangents = []
+        on_gpu = self.entry.backend == "cuda" and not self.entry.to_host
         for g, (shape, dt) in zip(grads, self.entry.tangent_types):
-            tangents.append(np.zeros(shape, dt) if g is None else
-                            np.asarray(g._data, dtype=dt) if not g.is_cuda else
+            if g is None:       # an output the loss does not use: zeros (on the GPU, a fill)
+                tangents.append(_cuda.full(shape, 0, np.dtype(dt).name) if on_gpu and shape
+                                else np.zeros(shape, dt))
+                continue
+            tangents.append(np.asarray(g._data, dtype=dt) if not g.is_cuda else
                             g._data if g._data.dtype == dt else g.to(np.dtype(dt).name)._data)
         outs = self.entry.bwd(tangents + self.saved)
         res = []
