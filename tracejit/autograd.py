@@ -341,9 +341,9 @@ def run_backward(Tensor, roots, grads, *, retain_graph=False, create_graph=False
 
 def _one_node_to_leaves(root, g, Tensor, retain_graph) -> bool:
     """The common training step, `loss.backward()` on the output of one node (a compiled
-    function) whose inputs are all distinct leaves and that has no hooks: run it and fill the
-    leaves' .grad as the engine would, without the engine's bookkeeping. False: not that case
-    (nothing done)."""
+    function) whose inputs are all distinct leaves and that has no hooks or retained grads of
+    its own (the leaves' hooks run as usual): run it and fill the leaves' .grad as the engine
+    would, without the engine's bookkeeping. False: not that case (nothing done)."""
     e = _edge(root) if root.requires_grad else None
     node = e[0] if e is not None else None
     if node is None or not isinstance(node, Node) or node.pre_hooks or node.retains:
