@@ -225,6 +225,33 @@ def test_movement_and_indexing():
     assert g[tj.tensor([1], device="cuda")].cpu().shape == (1, 6)
 
 
+@pytest.mark.parametrize("mapped", [True, False])
+def test_index_error_flag_mapped_or_copied(monkeypatch, mapped):
+    """The index-error flag is mapped host memory (read at a sync without a copy) or, where
+    that cannot be allocated, a device buffer copied back: either way an out-of-range index
+    raises at the next synchronisation, once, and the flag is clear again after."""
+    from numba import cuda
+
+    from tracejit.codegen.cuda import array as A
+    monkeypatch.setitem(A._err, "flag", None)
+    monkeypatch.setitem(A._err, "armed", False)
+    if not mapped:
+        def refuse(*a, **k):
+            raise MemoryError("no mapped memory")
+        monkeypatch.setattr(cuda, "mapped_array", refuse)
+    x = tj.arange(6.0, device="cuda")
+    bad, good = tj.tensor([2, 9], device="cuda"), tj.tensor([5, 0], device="cuda")
+    y = x[bad]                             # queued: nothing raised yet
+    with pytest.raises(IndexError, match="out of range"):
+        tj.cuda.synchronize()
+    tj.cuda.synchronize()                  # reported once
+    assert A._err["mapped"] is mapped
+    with pytest.raises(IndexError, match="out of range"):
+        (x[good] + x[bad]).cpu()           # a copy to the host is a synchronisation too
+    assert x[good].tolist() == [5.0, 0.0]
+    del y
+
+
 def test_matmul_forward_backward():
     for sa, sb in [((5, 7), (7, 3)), ((2, 5, 7), (7, 3)), ((3,), (3, 4)),
                    ((2, 1, 3, 4), (5, 4, 2))]:

@@ -28,6 +28,6 @@ LIMITS = {"W1": 2, "W3": 4, "W4": 3, "W2 whole": 19}
 def test_compiled_step_launches_no_more_kernels_and_copies_nothing(wid):
     c = census(wid, "compiled", reps=1)
     assert c["launches"] <= LIMITS[wid], c
-    # no uploads or allocations; the one read back is the index-error flag at the sync
-    assert c["h2d"] == 0 and c["allocs"] == 0, c
-    assert c["d2h"] <= (1 if wid in ("W4", "W2 whole") else 0), c
+    # no uploads, allocations or copies back: the index-error flag (set by W4's target pick)
+    # is mapped host memory, read at the sync without a copy
+    assert c["h2d"] == 0 and c["allocs"] == 0 and c["d2h"] == 0, c

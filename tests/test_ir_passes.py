@@ -339,6 +339,23 @@ def test_simplify_movement():
     """)
 
 
+def test_simplify_drops_detach_after_differentiation():
+    """The passes run on differentiated graphs, where detach is the identity: one value, so a
+    kernel stores it once (the forward of cross_entropy returned amax and its detach)."""
+    check(simplify, """
+    def f(%x: f32[2,3]) -> (f32[2,1], f32[2,3]):
+      %0: f32[2,1] = amax %x, dims=(1,), keepdim=True
+      %1: f32[2,1] = detach %0
+      %2: f32[2,3] = sub %x, %1
+      return %0, %2
+    """, """
+    def f(%x: f32[2,3]) -> (f32[2,1], f32[2,3]):
+      %0: f32[2,1] = amax %x, dims=(1,), keepdim=True
+      %2: f32[2,3] = sub %x, %0
+      return %0, %2
+    """)
+
+
 def test_simplify_neg_and_casts():
     # i16 -> f32 -> i8 and f32 -> f64 -> i32 stay: a float -> int cast out of range differs from
     # the int -> int wrap (or is undefined); dead operands (%2, %7, %13) are left for dce, and

@@ -222,32 +222,50 @@ def from_host(a: np.ndarray) -> CudaArray:
 
 
 def index_error_flag():
-    """The device flag index kernels set on an out-of-range index (checked at host reads)."""
+    """The flag index kernels set on an out-of-range index (checked at host reads). It lives
+    in mapped (zero-copy) host memory, so a synchronisation reads it without a copy: a device
+    flag cost each synchronised step a device-to-host copy. Where mapped memory cannot be had,
+    it is a device buffer copied back instead."""
     if _err["flag"] is None:
-        _err["flag"] = from_host(np.zeros(1, np.int32))
+        try:
+            buf = cuda.mapped_array(1, np.int32)
+            buf[0] = 0
+            _err["flag"], _err["mapped"] = CudaArray(buf, (1,), (1,), 0, np.dtype(np.int32)), True
+        except Exception:  # noqa: BLE001 - no mapped memory here: a device flag
+            _err["flag"], _err["mapped"] = from_host(np.zeros(1, np.int32)), False
     _err["armed"] = True
     return _err["flag"]
 
 
-def check_index_errors() -> None:
+def check_index_errors(synced: bool = True) -> None:
     """Raise the IndexError of an earlier kernel, as CUDA reports device-side asserts: at the
-    next synchronisation (a copy to the host, tj.cuda.synchronize())."""
+    next synchronisation (a copy to the host, tj.cuda.synchronize()). `synced`: the caller has
+    waited for the device already (a mapped flag is read only after the kernels are done)."""
     if not _err["armed"]:
         return
     _err["armed"] = False
-    flag = _err["flag"]
-    if int(flag.buf.copy_to_host()[0]):
-        flag.buf.copy_to_device(np.zeros(1, np.int32))
+    buf = _err["flag"].buf
+    if _err["mapped"]:
+        if not synced:
+            cuda.synchronize()
+        hit = int(buf[0])
+        if hit:
+            buf[0] = 0
+    else:
+        hit = int(buf.copy_to_host()[0])
+        if hit:
+            buf.copy_to_device(np.zeros(1, np.int32))
+    if hit:
         raise IndexError("index out of range in an index tensor used on a CUDA tensor (found "
                          "by an earlier kernel; CUDA reports it at the next synchronisation)")
 
 
-_err: dict = {"flag": None, "armed": False}
+_err: dict = {"flag": None, "armed": False, "mapped": False}
 
 
 def to_host(a: CudaArray) -> np.ndarray:
     """A fresh numpy array with a's values; copies only the span of the buffer a covers."""
-    check_index_errors()
+    check_index_errors(synced=False)
     if a.size == 0:
         return np.zeros(a.shape, a.dtype)
     lo = a.offset + sum(s * (n - 1) for s, n in zip(a.strides, a.shape) if s < 0)

@@ -14,6 +14,8 @@ elements all equal one value (sign of zero included) and `full` nodes. Rules:
     reshape (reshape x) -> reshape x; expand (expand x) -> expand x
     permute (permute x) -> one permute (or x)
     cast x to x's dtype                                 -> x
+    detach x                                            -> x   (the passes run on graphs
+                                          already differentiated: detach only stopped gradients)
     cast (cast x, d1), d2 -> cast x, d2   when the inner cast is exact (and cannot change what
                                           the outer one does), e.g. f32 -> f64 -> f32 is x
 """
@@ -141,7 +143,8 @@ def _cast(n):
 
 
 _RULES = {"mul": _mul, "div": _div, "add": _add, "sub": _sub, "neg": _neg,
-          "reshape": _reshape, "expand": _expand, "permute": _permute, "cast": _cast}
+          "reshape": _reshape, "expand": _expand, "permute": _permute, "cast": _cast,
+          "detach": lambda n: n.inputs[0]}
 
 
 # --- constants and casts ---
