@@ -76,7 +76,11 @@ def test_raw_launch_packs_arguments_as_numba_does_and_caches_buffers():
     assert k.prepared == before + 1           # only the new buffer went through numba
     stream, config, handle, got = calls[-1]
     assert (stream, handle) == ("s", "handle") and dict(config[1])["grid"] == (4, 1, 1)
-    assert L.same_args(list(got), _want(FakeKernel(TYPES), args2))
+    want = _want(FakeKernel(TYPES), args2)
+    assert L.same_bytes(list(got), want)
+    # 64-bit ints and float64s go as Python numbers (cuda.core's fast path), not ctypes
+    assert [type(x) for x in got[7:11]] == [int, float, ctypes.c_float, bool]
+    assert not L.same_bytes(list(got), _want(FakeKernel(TYPES), (b, -6) + args2[2:]))
 
 
 def test_raw_launch_is_refused_when_packing_differs_or_types_are_unknown(monkeypatch):
@@ -85,6 +89,18 @@ def test_raw_launch_is_refused_when_packing_differs_or_types_are_unknown(monkeyp
     assert L.Raw.make(FakeKernel([nbt.complex64]), CFG, (1j,), _module([])) is None
     monkeypatch.setenv("TRACEJIT_CUDA_LAUNCH", "numba")
     assert L.Raw.make(FakeKernel(TYPES), CFG, args, _module([])) is None
+
+
+def test_same_bytes_compares_what_the_driver_gets():
+    """Each numba-packed value (sized as the kernel parameter) against the first bytes that
+    cuda.core would pass for ours."""
+    assert L.same_bytes([5, -1, 2.5, 7], [ctypes.c_int64(5), ctypes.c_int64(-1),
+                                          ctypes.c_double(2.5), 7])
+    assert L.same_bytes([1 << 40], [ctypes.c_uint64(1 << 40)])
+    assert not L.same_bytes([5], [ctypes.c_int64(6)])
+    assert not L.same_bytes([2.5], [ctypes.c_float(2.5)])      # a double's bytes
+    assert not L.same_bytes([ctypes.c_int32(5)], [ctypes.c_int64(5)])   # too short
+    assert not L.same_bytes([5], [5, 6])
 
 
 def test_same_args_compares_types_and_values():

@@ -11,8 +11,12 @@ compiles the kernel or loads it from the disk cache):
     fields are computed by numba once per buffer and kept on the buffer, which never changes)
     and calls the same cuda.core `launch` numba calls, with the kernel handle, launch
     configuration and stream made once.
-`Raw` is used only when, for the first call, its packing equals numba's own `_prepare_args`
-field for field (type and value): another numba-cuda version falls back to `_Kernel.launch`.
+`Raw` is used only when, for the first call, its packing gives the driver the same parameter
+bytes as numba's own `_prepare_args` (or, without cuda.core's `ParamHolder` to ask, the same
+fields, type and value): another numba-cuda version falls back to `_Kernel.launch`.
+64-bit integer and float64 scalars are packed as Python ints and floats, not ctypes objects:
+cuda.core passes those as 8-byte values on a fast path, while each ctypes argument went through
+~20 isinstance checks (0.3 us each on this VM, ~2.5 us per kernel of 8 offsets; perf/RESULTS.md).
 TRACEJIT_CUDA_LAUNCH=numba turns `Raw` off (perf/gpu_check.py times both).
 """
 from __future__ import annotations
@@ -138,10 +142,13 @@ class Raw:
             if getattr(kernel, "extensions", None) or getattr(kernel, "cooperative", False):
                 return None
             T = D.types
+            by_bytes = param_bytes([]) is not None
             conv = []
             for ty in kernel.argument_types:
                 if isinstance(ty, T.Array):
                     conv.append(None)
+                elif by_bytes and ty in (T.int64, T.float64):
+                    conv.append(int if ty == T.int64 else float)
                 elif isinstance(ty, T.Integer):
                     conv.append(getattr(ctypes, f"c_{ty}"))
                 elif ty == T.float64:
@@ -169,7 +176,9 @@ class Raw:
             def go(*kargs):
                 launch(stream, config, handle, *kargs)
             raw = cls(conv, list(kernel.argument_types), kernel._prepare_args, stream, go)
-            return raw if same_args(raw.pack(args), want) else None
+            got = raw.pack(args)
+            ok = same_bytes(got, want) if by_bytes else same_args(got, want)
+            return raw if ok else None
         except Exception:  # noqa: BLE001 - anything unexpected: numba's own launch stays
             return None
 
@@ -184,3 +193,36 @@ def same_args(got: list, want: list) -> bool:
         if (a.value != b.value) if isinstance(a, ctypes._SimpleCData) else (a != b):
             return False
     return True
+
+
+def param_bytes(args: list):
+    """The bytes cuda.core's launch hands the driver for each argument (None where cuda.core's
+    ParamHolder is not there to ask): what a kernel parameter reads, from the start."""
+    try:
+        from cuda.core._kernel_arg_handler import ParamHolder
+    except ImportError:
+        return None
+    if not args:
+        return []
+    held = ParamHolder(args)
+    addrs = (ctypes.c_void_p * len(args)).from_address(held.ptr)
+    return [ctypes.string_at(a, _size(v)) for a, v in zip(addrs, args)]
+
+
+def _size(v) -> int:
+    if isinstance(v, ctypes._SimpleCData):
+        return ctypes.sizeof(v)
+    if isinstance(v, bool):                 # a 1-byte parameter (how many bytes cuda.core
+        return 1                            # writes for it differs between its versions)
+    if isinstance(v, (int, float)):
+        return 8
+    return v.itemsize                       # a numpy scalar
+
+
+def same_bytes(got: list, want: list) -> bool:
+    """Whether the driver gets the same parameters: each of `want`'s values (numba's packing,
+    sized as the kernel's parameter) equal to the first bytes of `got`'s."""
+    if len(got) != len(want):
+        return False
+    g, w = param_bytes(got), param_bytes(want)
+    return all(a[:len(b)] == b for a, b in zip(g, w))
