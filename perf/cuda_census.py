@@ -9,8 +9,10 @@ and, for W2's whole step, the optimizer):
   - h2d, d2h: host->device and device->host copies (each one synchronises);
   - allocs: device allocations the caching pool could not serve;
 and times the step's host work with kernel bodies skipped ("host us"): tracejit's own Python
-per step, the part the simulator can measure. The counts are what tests/test_cuda_census.py
-holds the backend to.
+per step, the part the simulator can measure. "raw us" times the same step with each launch
+going through the GPU's launch path up to the driver call: `launch.Raw` packing the arguments
+as on a GPU and cuda.core's `ParamHolder` converting them (numba's typing and packing stood in
+by `_FakeKernel`). The counts are what tests/test_cuda_census.py holds the backend to.
 """
 from __future__ import annotations
 
@@ -78,6 +80,70 @@ class Census:
                 setattr(o, n, f)
 
 
+class _FakeKernel:
+    """numba's compiled kernel as `launch.Raw.make` sees it, typed from the first call's
+    arguments and packing them by numba-cuda 0.30's `_prepare_args` rules (a simulator buffer
+    has no device pointer: its id stands in)."""
+    extensions = ()
+    cooperative = False
+
+    def __init__(self, args) -> None:
+        import types as pytypes
+
+        from numba.core import types as T
+        from numba.np.numpy_support import from_dtype
+        self.argument_types = [T.Array(from_dtype(a.dtype), 1, "C") if hasattr(a, "dtype")
+                               and not np.isscalar(a) else T.boolean if isinstance(a, bool)
+                               else T.int64 if isinstance(a, int) else T.float64 for a in args]
+        self._codelibrary = pytypes.SimpleNamespace(
+            get_cufunc=lambda: pytypes.SimpleNamespace(kernel=None))
+
+    def _prepare_args(self, ty, val, stream, retr, out) -> None:
+        import ctypes
+
+        from numba.core import types as T
+        if isinstance(ty, T.Array):
+            out += [0, 0, val.size, val.dtype.itemsize, id(val), val.size, val.dtype.itemsize]
+        elif ty == T.int64:
+            out.append(ctypes.c_int64(val))
+        elif ty == T.float64:
+            out.append(ctypes.c_double(val))
+        else:
+            out.append(val)
+
+
+@contextlib.contextmanager
+def raw_launches():
+    """Every launch goes through `launch.Raw` and cuda.core's argument conversion, and stops
+    before the driver (the simulator runs nothing)."""
+    import types as pytypes
+
+    from cuda.core._kernel_arg_handler import ParamHolder
+    from numba.core import types as T
+
+    from tracejit.codegen.cuda import launch as L
+    module = pytypes.SimpleNamespace(
+        types=T, CUDA_CORE_GE_1_0=True, LaunchConfig=lambda **kw: None,
+        launch=lambda stream, config, handle, *args: ParamHolder(args))
+    cfg = pytypes.SimpleNamespace(griddim=(1, 1, 1), blockdim=(1, 1, 1), stream=0, sharedmem=0)
+    raws: dict = {}
+    plain = L.Launch.__call__
+
+    def call(self, *args):
+        raw = raws.get(id(self))
+        if raw is None:
+            raw = raws[id(self)] = L.Raw.make(_FakeKernel(args), cfg, args, module)
+            if raw is None:
+                raise RuntimeError("Raw.make refused a simulator kernel's arguments")
+            raws[id(self), "keep"] = self
+        raw(args)
+    L.Launch.__call__ = call
+    try:
+        yield
+    finally:
+        L.Launch.__call__ = plain
+
+
 SIZES = {"W1": 64, "W2": (8, [12, 10, 10, 4]), "W3": (4, 16), "W4": (8, 10)}
 
 
@@ -134,6 +200,14 @@ def census(wid: str, mode: str, reps: int = 5) -> dict:
             step()
             ts.append(time.perf_counter() - t0)
     out["host_us"] = float(np.median(ts)) * 1e6
+    with quiet.active(), raw_launches():
+        step()
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            step()
+            ts.append(time.perf_counter() - t0)
+    out["raw_us"] = float(np.median(ts)) * 1e6
     return out
 
 
@@ -149,13 +223,13 @@ def main(argv=None) -> int:
     if root not in sys.path:
         sys.path.insert(0, root)
     print(f"{'workload':10} {'mode':9} {'launches':>8} {'h2d':>4} {'d2h':>4} {'allocs':>6} "
-          f"{'host us':>8}")
+          f"{'host us':>8} {'raw us':>7}")
     for wid in args.workloads.split(","):
         modes = ("compiled",) if wid.endswith("whole") else ("eager", "compiled")
         for mode in modes:
             r = census(wid, mode)
             print(f"{wid:10} {mode:9} {r['launches']:8d} {r['h2d']:4d} {r['d2h']:4d} "
-                  f"{r['allocs']:6d} {r['host_us']:8.0f}")
+                  f"{r['allocs']:6d} {r['host_us']:8.0f} {r['raw_us']:7.0f}")
     return 0
 
 

@@ -395,6 +395,54 @@ def torch_enqueue(wid, scale, steps):
     return host
 
 
+def host_split(wid, scale, steps=50) -> str:
+    """Where a compiled step's host enqueue time goes on this machine: the step as it is,
+    with every launch skipped (tracejit's Python alone: compare with perf.cuda_census' host
+    figures on the VM), and with the cyclic GC off; device allocations counted (the pool
+    should serve every one)."""
+    import gc
+
+    from numba import cuda
+
+    import tracejit as tj
+    from tracejit.codegen.cuda import launch as L
+    step = compiled_step(wid, scale)
+    allocs = [0]
+    alloc = cuda.device_array
+
+    def counted(*a, **k):
+        allocs[0] += 1
+        return alloc(*a, **k)
+
+    def per_step() -> float:
+        tj.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        t = (time.perf_counter() - t0) / steps
+        tj.cuda.synchronize()
+        return t * 1e6
+    cuda.device_array = counted
+    try:
+        base = per_step()
+        gc.disable()
+        try:
+            nogc = per_step()
+        finally:
+            gc.enable()
+        plain = L.Launch.__call__
+        L.Launch.__call__ = lambda self, *a: None
+        try:
+            skipped = per_step()
+        finally:
+            L.Launch.__call__ = plain
+    finally:
+        cuda.device_array = alloc
+    return (f"  {wid} host enqueue per step ({steps} steps): {base:.0f} us, gc off {nogc:.0f} "
+            f"us, launches skipped {skipped:.0f} us; device allocations {allocs[0]} "
+            f"(in {3 * steps} steps)")
+
+
 def host_profile(wid, scale, steps=20) -> str:
     """Where the host time of a compiled step goes (cProfile, top functions by own time)."""
     import cProfile
@@ -482,7 +530,8 @@ def main(argv=None) -> int:
             lines.append(f"  {wid}: failed: {type(e).__name__}: {e}"[:300])
     for extra in (lambda: row_lanes(scale, reps), lambda: launch_paths(scale, reps),
                   lambda: breakdown("W3", scale),
-                  lambda: breakdown("W4", scale), lambda: host_profile("W3", scale),
+                  lambda: breakdown("W4", scale), lambda: host_split("W4", scale),
+                  lambda: host_split("W3", scale), lambda: host_profile("W3", scale),
                   lambda: host_profile("W4", scale)):
         if time.perf_counter() - start < args.budget:
             lines.append(_maybe_line(extra))
