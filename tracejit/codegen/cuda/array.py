@@ -146,8 +146,12 @@ POOL_BYTES = 64 << 20 if SIM else 8 << 30
 
 
 def _release(buf, dtype) -> None:
-    key = _live.pop(id(buf), None)
-    key = key[1] if key is not None else (buf.size, dtype)
+    """Pool an owner's buffer. Only buffers the pool handed out (in `_live`): the mapped
+    index-error flag, say, is host memory, never to be handed out as a device buffer."""
+    rec = _live.pop(id(buf), None)
+    if rec is None:
+        return
+    key = rec[1]
     nbytes = key[0] * dtype.itemsize
     if _pooled[0] + nbytes <= POOL_BYTES:
         free = _pool.get(key)
@@ -197,14 +201,21 @@ def spec(shape, dtype) -> tuple:
     """What `fresh` takes to allocate `empty(shape, dtype)`, computed once by a caller that
     allocates the same shape on every call (a kernel's stores)."""
     a = empty(shape, dtype)
-    return a.shape, a.strides, a.buf.size, a.dtype
+    key = (a.buf.size, a.dtype)
+    return a.shape, a.strides, key, key[0] * a.dtype.itemsize
 
 
-def fresh(shape: tuple, strides: tuple, n: int, dtype) -> CudaArray:
+def fresh(shape: tuple, strides: tuple, key: tuple, nbytes: int) -> CudaArray:
     """empty() from a `spec`, without its conversions and checks (host time per kernel)."""
-    buf = _alloc(n, dtype)             # (first: a failed allocation leaves no half array)
+    free = _pool.get(key)
+    if free:                            # _alloc's pool hit, inlined
+        _pooled[0] -= nbytes
+        buf = free.pop()
+        _live[id(buf)] = (buf, key)
+    else:
+        buf = _alloc(*key)              # (first: a failed allocation leaves no half array)
     a = _new(CudaArray)
-    a.buf, a.shape, a.strides, a.offset, a.dtype = buf, shape, strides, 0, dtype
+    a.buf, a.shape, a.strides, a.offset, a.dtype = buf, shape, strides, 0, key[1]
     a.base, a.writeable = None, True
     return a
 
