@@ -536,7 +536,14 @@ def builtins_max(a, b):
 
 @both
 def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+    return _sqrt_zero_grad(self.var(dim, unbiased, keepdim, correction=correction))
+
+
+def _sqrt_zero_grad(v):
+    """sqrt(v) whose gradient is 0 where v == 0 (as torch's std and norm backward), not
+    0 * inf = nan: the sqrt reads 1 there and its result is replaced by 0."""
+    nz = v != 0
+    return v.where(nz, 1.0).sqrt().where(nz, 0.0)
 
 
 @both

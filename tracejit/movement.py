@@ -305,10 +305,24 @@ def stack(tensors, dim=0):
 
 @both
 def gather(self, dim, index):
-    """out[i][j][k] = self[i][index[i][j][k]][k] (for dim=1), via advanced indexing."""
+    """out[i][j][k] = self[i][index[i][j][k]][k] (for dim=1), via advanced indexing. Unlike
+    an index, a negative entry is out of range (torch), not counted from the end."""
     d = _norm_dim(dim, self.ndim)
     if index.ndim != self.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    n = self.shape[d]
+    for i in range(self.ndim):
+        if i != d and index.shape[i] > self.shape[i]:
+            raise RuntimeError(f"Size does not match at dimension {i} expected index "
+                               f"{list(index.shape)} to be no larger than self "
+                               f"{list(self.shape)} apart from dimension {d}")
+    bad = out_of_range(index, n)
+    if bad is not None:
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {n}")
+    if not _checked_here(index):
+        # traced or on the GPU (no host values to check): a negative entry becomes n, which
+        # the index's own bounds check reports (an IndexError, where it is checked)
+        index = index.where(index >= 0, n)
     from .factories import arange
     keys = []
     for i in range(self.ndim):
@@ -319,6 +333,24 @@ def gather(self, dim, index):
             shp[i] = index.shape[i]
             keys.append(arange(index.shape[i]).reshape(shp).expand(index.shape))
     return self[tuple(keys)]
+
+
+def _checked_here(index) -> bool:
+    """Whether index's values are on the host now (eager CPU, not being traced)."""
+    from .tensor import _tracer
+    return type(index._data) is np.ndarray and not _tracer["active"]
+
+
+def out_of_range(index, n: int, skip=None):
+    """The first entry of an integer tensor outside [0, n) (entries equal to `skip` aside),
+    when its values can be checked on the host; else None."""
+    if not _checked_here(index) or index._data.size == 0:
+        return None
+    v = index._data
+    bad = (v < 0) | (v >= n)
+    if skip is not None:
+        bad &= v != skip
+    return int(v[bad].flat[0]) if bad.any() else None
 
 
 @function

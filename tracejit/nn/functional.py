@@ -41,7 +41,11 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
              inplace: bool = False) -> Tensor:
-    return input.clamp_(min_val, max_val) if inplace else input.clamp(min_val, max_val)
+    # the gradient is 0 at and beyond the bounds (clamp's flows at the bounds), and passes at
+    # NaN, as torch's hardtanh backward: the clamped value enters detached
+    inside = ~((input <= min_val) | (input >= max_val))
+    out = input.where(inside, input.clamp(min_val, max_val).detach())
+    return input.copy_(out) if inplace else out
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -204,7 +208,10 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 
 
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
-    norm = (input.abs() ** p).sum(dim, keepdim=True) ** (1.0 / p)
+    # the norm's gradient is 0 at a zero norm, as torch's (not 0 * inf = nan)
+    s = (input.abs() ** p).sum(dim, keepdim=True)
+    nz = s != 0
+    norm = (s.where(nz, 1.0) ** (1.0 / p)).where(nz, 0.0)
     return input / norm.clamp(min=eps)
 
 

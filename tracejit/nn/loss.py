@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 
+from ..movement import out_of_range
 from ..tensor import Tensor
 from .module import Module
 
@@ -92,13 +93,18 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
     if weight is not None and tuple(weight.shape) != (c,):
         raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no "
                            f"classes but got weight tensor of shape: {list(weight.shape)}")
+    bad = out_of_range(target, c, skip=ignore_index)
+    if bad is not None:
+        raise IndexError(f"Target {bad} is out of bounds.")
     valid = target != ignore_index
     safe = target.where(valid, 0)   # ignored targets may be out of range (-100)
     picked = input.gather(cd, safe.unsqueeze(cd)).squeeze(cd)
     w = valid.to(input.dtype)
     if weight is not None:
         w = w * weight.to(input.dtype)[safe]
-    loss = -picked * w
+    # a select, not only the product with w: when every target is ignored the mean's
+    # gradient is 1/0 = inf, and inf * 0 would make the input's gradient nan (torch: 0)
+    loss = (-picked * w).where(valid, 0.0)
     if reduction == "mean":
         return loss.sum() / w.sum()
     return _reduce(loss, reduction)

@@ -54,6 +54,11 @@ def _zeros(g):
     return g.new_zeros(g.shape)
 
 
+def _tie_split(g, a, b):
+    """g, halved where a == b (maximum/minimum send half of it to each operand there)."""
+    return (g * 0.5).where(a == b, g)
+
+
 # --- arithmetic ---
 elementwise("add", 2, lambda m, a, b: m.add(a, b), lambda g, out, a, b: (g, g),
             eager=np.add, saves=())
@@ -76,20 +81,23 @@ elementwise("pow", 2, lambda m, a, b: m.pow(a, b),
             lambda g, out, a, b: (lambda: (g * b * a ** (b - 1)).where(b != 0, 0.0),
                                   lambda: g * (out * a.log()).where((a != 0) | (b < 0), 0.0)),
             eager=np.power, bool_ok=False, domain=(0.5, 2.0))
+# the backward selects, never multiplies by a 0/1 mask: an inf incoming gradient stays 0 where
+# it does not flow (inf * 0 is nan), as in torch; ties split the gradient, and a NaN operand
+# (no order) passes it whole to both, as torch's where(a == b, g / 2, g).masked_fill(a < b, 0)
 elementwise("maximum", 2, lambda m, a, b: m.maximum(a, b),
-            lambda g, out, a, b: (lambda: g * ((a > b).to(g.dtype) + (a == b).to(g.dtype) * 0.5),
-                                  lambda: g * ((b > a).to(g.dtype) + (a == b).to(g.dtype) * 0.5)),
+            lambda g, out, a, b: (lambda: _tie_split(g, a, b).where(~(a < b), 0.0),
+                                  lambda: _tie_split(g, a, b).where(~(a > b), 0.0)),
             eager=np.maximum, saves=(0, 1))
 elementwise("minimum", 2, lambda m, a, b: m.minimum(a, b),
-            lambda g, out, a, b: (lambda: g * ((a < b).to(g.dtype) + (a == b).to(g.dtype) * 0.5),
-                                  lambda: g * ((b < a).to(g.dtype) + (a == b).to(g.dtype) * 0.5)),
+            lambda g, out, a, b: (lambda: _tie_split(g, a, b).where(~(a > b), 0.0),
+                                  lambda: _tie_split(g, a, b).where(~(a < b), 0.0)),
             eager=np.minimum, saves=(0, 1))
 elementwise("clamp", 3, lambda m, x, lo, hi: m.minimum(m.maximum(x, lo), hi),
             # as torch: when lo > hi the output is hi everywhere, so hi gets all of the gradient
             lambda g, out, x, lo, hi: (
-                lambda: g * ((x >= lo) & (x <= hi)).to(g.dtype),
-                lambda: g * ((x < lo) & (lo < hi)).to(g.dtype),
-                lambda: g * ((x > hi) | (hi < lo)).to(g.dtype)),
+                lambda: g.where((x >= lo) & (x <= hi), 0.0),
+                lambda: g.where((x < lo) & (lo < hi), 0.0),
+                lambda: g.where((x > hi) | (hi < lo), 0.0)),
             saves=(0, 1, 2), bool_ok=False)
 elementwise("where", 3, lambda m, c, a, b: m.select(c, a, b),
             lambda g, out, c, a, b: (None, lambda: g.where(c, 0.0), lambda: g.where(~c, 0.0)),
@@ -137,7 +145,7 @@ elementwise("tanh", 1, lambda m, x: m.tanh(x), lambda g, out, x: (g * (1.0 - out
 elementwise("sigmoid", 1, lambda m, x: m.div(1.0, m.add(1.0, m.exp(m.neg(x)))),
             lambda g, out, x: (g * out * (1.0 - out),), rule="float", saves=(OUT,))
 elementwise("relu", 1, lambda m, x: m.maximum(x, m.const(0, x)),
-            lambda g, out, x: (g * (out > 0).to(g.dtype),),
+            lambda g, out, x: (g.where(out > 0, 0.0),),
             eager=lambda x: np.maximum(x, x.dtype.type(0)), saves=(OUT,), bool_ok=False)
 elementwise("erf", 1, lambda m, x: m.erf(x),
             lambda g, out, x: (g * (-(x * x)).exp() * _SQRT_2_OVER_PI,), rule="float",
