@@ -337,23 +337,23 @@ def breakdown(wid, scale, steps=10) -> str:
     host = (time.perf_counter() - t0) / steps
     tj.cuda.synchronize()
     whole = (time.perf_counter() - t0) / steps
-    plain, seen = L.Launch.__call__, []
+    plain, seen = L.Launch.run, []
 
-    def timed(self, *args):
+    def timed(self, args):
         e0, e1 = cuda.event(), cuda.event()
         e0.record()
-        plain(self, *args)
+        plain(self, args)
         e1.record()
         fn = getattr(self.fn, "py_func", self.fn)
         seen[-1].append((f"{getattr(fn, '__name__', '?')}{tuple(self.grid)}x"
                          f"{tuple(self.block)}", e0, e1))
-    L.Launch.__call__ = timed
+    L.Launch.run = timed
     try:
         for _ in range(steps):
             seen.append([])
             step()
     finally:
-        L.Launch.__call__ = plain
+        L.Launch.run = plain
     tj.cuda.synchronize()
     per: dict = {}                      # (position in the step, kernel) -> us per step
     for launches in seen:
@@ -430,12 +430,12 @@ def host_split(wid, scale, steps=50) -> str:
             nogc = per_step()
         finally:
             gc.enable()
-        plain = L.Launch.__call__
-        L.Launch.__call__ = lambda self, *a: None
+        plain = L.Launch.run
+        L.Launch.run = lambda self, args: None
         try:
             skipped = per_step()
         finally:
-            L.Launch.__call__ = plain
+            L.Launch.run = plain
     finally:
         cuda.device_array = alloc
     return (f"  {wid} host enqueue per step ({steps} steps): {base:.0f} us, gc off {nogc:.0f} "

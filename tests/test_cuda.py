@@ -620,12 +620,12 @@ def test_gpu_configured_kernels_are_recorded_for_the_ptx_check(monkeypatch):
         sources[id(fn)] = (source, name)
         return fn
 
-    def record(self, *args):
+    def record(self, args):
         source, name = sources.get(id(self.fn), (None, None))
         if source is not None:
             RECORDED[(source, name, "(" + ", ".join(map(_nbtype, args)) + ")")] = 1
     monkeypatch.setattr(kernels, "load", tagged)
-    monkeypatch.setattr(launch.Launch, "__call__", record)
+    monkeypatch.setattr(launch.Launch, "run", record)
     monkeypatch.setattr(A, "SIM", False)
     monkeypatch.setattr(A, "_SMS", 132)
     # kernels made here are for the PTX check only: none may be cached for later tests

@@ -141,9 +141,9 @@ class KernelRunner:
                 args += store_strides(st, o.strides)
             args += extra[1]
         args.append(extra[2])
-        launch(*args)
+        launch.run(args)
         if launch2 is not None:
-            launch2(*args)
+            launch2.run(args)
         return outs
 
     def _plan(self, ins: list, shape: tuple) -> tuple:

@@ -22,6 +22,7 @@ TRACEJIT_CUDA_LAUNCH=numba turns `Raw` off (perf/gpu_check.py times both).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 
 from . import array as A
@@ -39,13 +40,17 @@ class Launch:
         self.kernel = self.raw = False if A.SIM else None
 
     def __call__(self, *args) -> None:
+        self.run(args)
+
+    def run(self, args) -> None:
+        """Launch with the arguments in a sequence (a kernel runner's list: no repacking)."""
         if A.SIM:
             self.fn[self.grid, self.block](*args)
             return
         raw = self.raw
         if raw:
             try:
-                raw(args)
+                raw.go(*raw.pack(args))
                 return
             except (AttributeError, TypeError):     # raised while packing, before launching
                 self.raw = raw = False
@@ -102,7 +107,8 @@ class Raw:
 
     def __init__(self, conv, types, prepare, stream, go) -> None:
         self.conv, self.types, self.prepare, self.stream = conv, types, prepare, stream
-        self.go = go                # (*kernel args) -> None: cuda.core's launch, bound
+        self.go = go                # (*kernel args) -> None: cuda.core's launch, its stream,
+        #                             configuration and kernel bound (a C-level partial)
 
     def pack(self, args) -> list:
         out: list = []
@@ -171,10 +177,8 @@ class Raw:
                 config = D.LaunchConfig(grid=cfg.griddim, block=cfg.blockdim,
                                         shmem_size=cfg.sharedmem, cooperative_launch=False)
             handle = kernel._codelibrary.get_cufunc().kernel
-            launch, stream = D.launch, cfg.stream
-
-            def go(*kargs):
-                launch(stream, config, handle, *kargs)
+            stream = cfg.stream
+            go = functools.partial(D.launch, stream, config, handle)
             raw = cls(conv, list(kernel.argument_types), kernel._prepare_args, stream, go)
             got = raw.pack(args)
             ok = same_bytes(got, want) if by_bytes else same_args(got, want)
