@@ -1,7 +1,8 @@
 """`tensor[key]` and `tensor[key] = value`: ints, slices, None, Ellipsis, bool masks and integer
-tensors (numpy's advanced-indexing rules, as PyTorch), views and their gradients, and the errors
-for out-of-range indices and negative steps. Each getitem is checked against numpy on the same
-key; gradients against finite differences."""
+tensors (numpy's advanced-indexing rules, as PyTorch, but for ints mixed with index tensors: see
+torch_rule), views and their gradients, and the errors for out-of-range indices and negative
+steps. Each getitem is checked against numpy on the same key; gradients against finite
+differences."""
 from __future__ import annotations
 
 import numpy as np
