@@ -88,7 +88,8 @@ def parse_key(shape: tuple, key) -> tuple:
                 template.append(("t", len(idx)))
                 idx.append(k)
                 dim += 1
-                scalars = scalars or k.ndim == 0
+                if not k._data.shape:
+                    scalars = True
         elif isinstance(k, slice):
             step = 1 if k.step is None else _int(k.step)
             if step <= 0:
@@ -124,15 +125,13 @@ def _torch_order(template: tuple, idx: list) -> tuple:
     (2, 4) in numpy. In that case (only), the scalars move next to the first index tensor and
     the tensor's dims are permuted to match: numpy's rule then gives torch's placement, and as
     scalars yield no dims, the other dims keep their order."""
+    inner = "".join(k[0] for k in template).strip("sn")
+    if "s" not in inner and "n" not in inner:
+        return template, idx, None      # numpy's index items are adjacent: both rules agree
     scalar = [k[0] == "i" or (k[0] == "t" and idx[k[1]].ndim == 0) for k in template]
     adv = [p for p, k in enumerate(template) if k[0] == "t" and not scalar[p]]
-    if not adv:
-        return template, idx, None
-    sc = [p for p, s in enumerate(scalar) if s]
-    has_dim = [k[0] in "sn" for k in template]      # slices and None yield result dims
-    if any(has_dim[adv[0]:adv[-1]]) or \
-            not any(has_dim[min(adv[0], sc[0]):max(adv[-1], sc[-1])]):
-        return template, idx, None      # torch's dims go first, or numpy's rule agrees
+    if not adv or any(k[0] in "sn" for k in template[adv[0]:adv[-1]]):
+        return template, idx, None      # torch's index dims go first too (or there are none)
     dims, d = [], 0
     for k in template:
         dims.append(d)
