@@ -225,6 +225,39 @@ def test_movement_and_indexing():
     assert g[tj.tensor([1], device="cuda")].cpu().shape == (1, 6)
 
 
+def test_ints_with_index_tensors_place_dims_as_torch():
+    """x[1, :, i]: torch applies the int as a select, so the index dims stay where i was,
+    (4, 2) here, where numpy's rule would send them first. Eager and compiled, get, set and
+    backward."""
+    a = RNG.standard_normal((3, 4, 5)).astype(np.float32)
+    i = np.array([4, 1])
+    w = RNG.standard_normal((4, 2)).astype(np.float32)
+    x = tj.tensor(a, device="cuda", requires_grad=True)
+    gi = tj.tensor(i, device="cuda")
+    y = x[1, :, gi]
+    assert y.shape == (4, 2)
+    np.testing.assert_array_equal(y.cpu().detach().numpy(), a[1][:, i])
+    (y * tj.tensor(w, device="cuda")).sum().backward()
+    grad = np.zeros_like(a)
+    grad[1][:, i] = w
+    np.testing.assert_array_equal(x.grad.cpu().numpy(), grad)
+    ref = a.copy()
+    ref[1][:, i] = w
+    z = tj.tensor(a, device="cuda")
+    z[1, :, gi] = tj.tensor(w, device="cuda")
+    np.testing.assert_array_equal(z.cpu().numpy(), ref)
+
+    def put(x, i, v):
+        y = x * 1.0
+        y[1, :, i] = v
+        return y, x[1, ..., i]
+    f = tj.compile(put)
+    out, got = f(tj.tensor(a, device="cuda"), gi, tj.tensor(w, device="cuda"))
+    assert next(iter(f.cache.values())).backend == "cuda"
+    np.testing.assert_array_equal(out.cpu().numpy(), ref)
+    np.testing.assert_array_equal(got.cpu().numpy(), a[1][:, i])
+
+
 @pytest.mark.parametrize("mapped", [True, False])
 def test_index_error_flag_mapped_or_copied(monkeypatch, mapped):
     """The index-error flag is mapped host memory (read at a sync without a copy) or, where

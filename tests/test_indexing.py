@@ -1,7 +1,8 @@
 """`tensor[key]` and `tensor[key] = value`: ints, slices, None, Ellipsis, bool masks and integer
-tensors (numpy's advanced-indexing rules, as PyTorch), views and their gradients, and the errors
-for out-of-range indices and negative steps. Each getitem is checked against numpy on the same
-key; gradients against finite differences."""
+tensors (numpy's advanced-indexing rules, as PyTorch, but for ints mixed with index tensors: see
+torch_rule), views and their gradients, and the errors for out-of-range indices and negative
+steps. Each getitem is checked against numpy on the same key; gradients against finite
+differences."""
 from __future__ import annotations
 
 import numpy as np
@@ -196,3 +197,167 @@ def test_getitem_against_torch_when_installed():
         jkey = tuple(tj.tensor(k) if isinstance(k, np.ndarray) else k for k in key) \
             if isinstance(key, tuple) else key
         np.testing.assert_array_equal(tj.tensor(A)[jkey].numpy(), t[tkey].numpy())
+
+
+# --- ints mixed with index tensors: PyTorch's placement, not numpy's ---
+# PyTorch applies ints (and 0-d integer tensors) as selects before the advanced indexing, so an
+# int separated from the index tensors by a slice, None or `...` does not send the index dims to
+# the front as numpy does: x[1, :, [1, 3]] is (4, 2) in PyTorch, (2, 4) in numpy.
+
+X4 = RNG.standard_normal((2, 3, 4, 5))
+
+INT_KEYS = [
+    (1, slice(None), I([1, 3])), (0, 1, slice(None), I([[1], [2], [0]])),
+    (1, Ellipsis, I([[0], [1], [2]])), (1, Ellipsis, [0, 1]), (None, I([0, 1]), slice(None), 1),
+    (-1, Ellipsis, I([[0], [1], [2]])), (slice(None), I([0, 1]), slice(None), 1),  # same shape
+    (1, slice(None), I([[True, False, True, True, False]] * 4)),
+    (1, slice(None), slice(None), I([[0, 1]])), (slice(None), 1, slice(None), I([0, 4]), None),
+    (I(1), slice(None), slice(None), I([0, 2])), (slice(None), I([0, 1]), slice(None), I(1)),
+    (1, slice(1, 3), I([0, 3]), I([[1], [4]])), (None, 1, None, I([2, 0]), 0),
+    # numpy's rule agrees with PyTorch's: ints between or next to the index tensors, index
+    # tensors separated from each other (their dims go first either way)
+    (I([0, 1]), 1, I([0, 2])), (I([0, 1]), 1, slice(None), I([0, 2])),
+    (1, I([0, 1]), Ellipsis, I([0, 1])), (slice(None), 1, I([0, 1]), 2),
+    (I([0, 1]), None, 1, I([0, 1])), (1, I([0, 2]), 2, I([0, 1])),
+]
+INT_IDS = [repr(k).replace(" ", "").replace("array", "") for k in INT_KEYS]
+
+
+def torch_rule(a: np.ndarray, key: tuple) -> tuple:
+    """(view, rest): PyTorch's a[key] is numpy's view[rest], where the view applies the ints
+    and 0-d integer arrays of key (so they take no part in numpy's advanced indexing)."""
+    used = sum(k.ndim if isinstance(k, np.ndarray) and k.dtype == bool else 1
+               for k in key if k is not None and k is not Ellipsis)
+    first, rest = [], []
+    for k in key:
+        if k is Ellipsis:
+            first += [slice(None)] * (a.ndim - used)
+            rest += [slice(None)] * (a.ndim - used)
+        elif k is None:
+            rest.append(None)
+        elif isinstance(k, int) or (isinstance(k, np.ndarray) and k.ndim == 0):
+            first.append(int(k))
+        elif isinstance(k, np.ndarray) and k.dtype == bool:
+            first += [slice(None)] * k.ndim
+            rest.append(k)
+        else:
+            first.append(slice(None))
+            rest.append(k)
+    return a[tuple(first)], tuple(rest)
+
+
+def _tj_key(key, **kw):
+    return tuple(tj.tensor(k, **kw) if isinstance(k, np.ndarray) else k for k in key)
+
+
+@pytest.mark.parametrize("key", INT_KEYS, ids=INT_IDS)
+def test_ints_with_index_tensors_place_dims_as_torch(key):
+    view, rest = torch_rule(X4, key)
+    ref = view[rest]
+    out = tj.tensor(X4)[_tj_key(key)]
+    assert tuple(out.shape) == ref.shape
+    np.testing.assert_array_equal(out.numpy(), ref)
+
+
+@pytest.mark.parametrize("key", INT_KEYS, ids=INT_IDS)
+def test_ints_with_index_tensors_setitem(key):
+    view, rest = torch_rule(X4, key)
+    for value in (RNG.standard_normal(view[rest].shape), RNG.standard_normal(
+            view[rest].shape[-1:]), 2.5):
+        ref = X4.copy()
+        torch_rule(ref, key)[0][rest] = value          # the view writes into ref
+        for grad in (False, True):                     # a plain write, and one autograd records
+            x = tj.tensor(X4 * 1.0, requires_grad=grad)
+            y = x * 1.0 if grad else x
+            y[_tj_key(key)] = tj.tensor(value) if isinstance(value, np.ndarray) else value
+            np.testing.assert_array_equal(y.detach().numpy(), ref)
+
+
+@pytest.mark.parametrize("key", INT_KEYS, ids=INT_IDS)
+def test_ints_with_index_tensors_backward(key):
+    view, rest = torch_rule(X4, key)
+    w = RNG.standard_normal(view[rest].shape)
+    expected = np.zeros_like(X4)
+    np.add.at(torch_rule(expected, key)[0], rest, w)   # repeated indices add up
+    x = tj.tensor(X4, requires_grad=True)
+    (x[_tj_key(key)] * tj.tensor(w)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), expected)
+
+    x = tj.tensor(X4, requires_grad=True)              # setitem: the value's gradient, and
+    v = tj.tensor(w, requires_grad=True)               # none where x was overwritten
+    y = x * 1.0
+    y[_tj_key(key)] = v
+    (y * tj.tensor(X4)).sum().backward()
+    np.testing.assert_allclose(v.grad.numpy(), view[rest])
+    kept = np.ones_like(X4)
+    torch_rule(kept, key)[0][rest] = 0.0
+    np.testing.assert_allclose(x.grad.numpy(), X4 * kept)
+
+
+def test_ints_with_index_tensors_compiled():
+    a = RNG.standard_normal((3, 4, 5)).astype(np.float32)
+    get = tj.compile(lambda x, i: x[1, :, i])
+
+    def put(x, i, v):
+        y = x * 1.0
+        y[None, 2, ..., i] = v
+        return y
+
+    cput = tj.compile(put)
+    for i in (np.array([1, 3]), np.array([4, 0])):     # twice: no baked index values
+        np.testing.assert_array_equal(get(tj.tensor(a), tj.tensor(i)).numpy(), a[1][:, i])
+        x = tj.tensor(a, requires_grad=True)
+        w = RNG.standard_normal((4, 2)).astype(np.float32)
+        (get(x, tj.tensor(i)) * tj.tensor(w)).sum().backward()
+        expected = np.zeros_like(a)
+        expected[1][:, i] = w
+        np.testing.assert_array_equal(x.grad.numpy(), expected)
+        v = RNG.standard_normal((1, 4, 2)).astype(np.float32)
+        ref = a.copy()
+        ref[2][:, i] = v[0]
+        np.testing.assert_array_equal(cput(tj.tensor(a), tj.tensor(i), tj.tensor(v)).numpy(),
+                                      ref)
+    assert get.compiles == 2 and cput.compiles == 1   # get: with and without grad
+
+
+def test_ints_with_index_tensors_against_torch_when_installed():
+    """Random keys of ints, 0-d tensors, slices, None, `...`, index tensors and masks."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    shape = (2, 3, 4, 5)
+    a = rng.standard_normal(shape)
+    for _ in range(400):
+        key, d = [], 0
+        ell = rng.random() < 0.3
+        ishape = [(2,), (3, 1), (1,)][rng.integers(3)]     # index shapes that broadcast
+        while d < len(shape) and rng.random() < 0.85:
+            r = rng.random()
+            if r < 0.1:
+                key.append(None)
+                continue
+            if ell and r < 0.2:
+                key.append(Ellipsis)
+                ell = False
+                d = len(shape) - (len(shape) - d) // 2
+                continue
+            n = shape[d]
+            if r < 0.45:
+                key.append(int(rng.integers(-n, n)))
+            elif r < 0.55:
+                key.append(np.array(rng.integers(0, n)))
+            elif r < 0.65:
+                key.append(slice(int(rng.integers(0, n)), None, int(rng.integers(1, 3))))
+            elif r < 0.75 and d + 1 < len(shape):
+                mask = np.zeros(n * shape[d + 1], bool)
+                mask[rng.choice(mask.size, 2, replace=False)] = True   # 2 picks, as (2,)
+                key.append(mask.reshape(n, shape[d + 1]))
+                d += 1
+            else:
+                key.append(rng.integers(-n, n, size=ishape))
+            d += 1
+        key = tuple(key)
+        ref = torch.tensor(a)[tuple(torch.tensor(k) if isinstance(k, np.ndarray) else k
+                                    for k in key)].numpy()
+        view, rest = torch_rule(a, key)
+        np.testing.assert_array_equal(view[rest], ref, err_msg=repr(key))
+        np.testing.assert_array_equal(tj.tensor(a)[_tj_key(key)].numpy(), ref, err_msg=repr(key))

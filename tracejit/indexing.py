@@ -5,6 +5,10 @@ A key is normalised into the hashable template of ops/shaped.py: ints and slices
 against the shape (IndexError when out of range, ValueError for non-positive steps), Ellipsis is
 expanded, bool masks become integer index tensors (which needs their values: a graph break while
 tracing), and integer tensors, lists and arrays become index inputs.
+
+The `index` op follows numpy's placement rule for the index dims; PyTorch's differs where an
+integer is separated from the index tensors (see _torch_order), and there the key is applied to a
+permuted view of the tensor instead.
 """
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from .tensor import Tensor, _ndarray, apply
 
 _INDEX = REGISTRY["index"]
 _INDEX_PUT = REGISTRY["index_put"]
+_PERMUTE = REGISTRY["permute"]
+_COPY = REGISTRY["copy"]
 
 
 def _as_index_tensor(k):
@@ -29,7 +35,8 @@ def _as_index_tensor(k):
 
 
 def parse_key(shape: tuple, key) -> tuple:
-    """(template, index tensors) for `key` applied to a tensor of `shape`."""
+    """(template, index tensors, perm) for `key` applied to a tensor of `shape`: torch's
+    `x[key]` is `x.permute(perm)[template]` with numpy's rules (perm None: no permute)."""
     if not isinstance(key, tuple):
         key = (key,)
     items = []
@@ -46,6 +53,7 @@ def parse_key(shape: tuple, key) -> tuple:
     if consumed > len(shape):
         raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
     template, idx, dim = [], [], 0
+    scalars = False     # an int or a 0-d index tensor: torch and numpy may place dims apart
     for k in items:
         if k is Ellipsis:
             for _ in range(len(shape) - consumed):
@@ -80,6 +88,8 @@ def parse_key(shape: tuple, key) -> tuple:
                 template.append(("t", len(idx)))
                 idx.append(k)
                 dim += 1
+                if not k._data.shape:
+                    scalars = True
         elif isinstance(k, slice):
             step = 1 if k.step is None else _int(k.step)
             if step <= 0:
@@ -98,10 +108,39 @@ def parse_key(shape: tuple, key) -> tuple:
                 raise IndexError(f"index {i} is out of bounds for dimension {dim} with size {n}")
             template.append(("i", i % n))
             dim += 1
+            scalars = True
     while dim < len(shape):
         template.append(("s", 0, shape[dim], 1))
         dim += 1
-    return tuple(template), idx
+    if scalars and idx:
+        return _torch_order(tuple(template), idx)
+    return tuple(template), idx, None
+
+
+def _torch_order(template: tuple, idx: list) -> tuple:
+    """PyTorch applies ints and 0-d integer tensors as selects before the advanced indexing, so
+    only the other index tensors decide where the broadcast index dims go: where they were if
+    they are adjacent, else first. numpy counts the ints as index arrays too, so an int that a
+    slice or None separates from them sends the dims first: x[1, :, [1, 3]] is (4, 2) in torch,
+    (2, 4) in numpy. In that case (only), the scalars move next to the first index tensor and
+    the tensor's dims are permuted to match: numpy's rule then gives torch's placement, and as
+    scalars yield no dims, the other dims keep their order."""
+    inner = "".join(k[0] for k in template).strip("sn")
+    if "s" not in inner and "n" not in inner:
+        return template, idx, None      # numpy's index items are adjacent: both rules agree
+    scalar = [k[0] == "i" or (k[0] == "t" and idx[k[1]].ndim == 0) for k in template]
+    adv = [p for p, k in enumerate(template) if k[0] == "t" and not scalar[p]]
+    if not adv or any(k[0] in "sn" for k in template[adv[0]:adv[-1]]):
+        return template, idx, None      # torch's index dims go first too (or there are none)
+    dims, d = [], 0
+    for k in template:
+        dims.append(d)
+        d += k[0] != "n"
+    order = [p for p in range(len(template)) if not scalar[p]]
+    at = order.index(adv[0])
+    order[at:at] = [p for p in range(len(template)) if scalar[p]]
+    perm = tuple(dims[p] for p in order if template[p][0] != "n")
+    return tuple(template[p] for p in order), idx, perm
 
 
 def _int(k) -> int:
@@ -122,12 +161,14 @@ def _is_full(template, shape) -> bool:
 
 
 def getitem(t: Tensor, key) -> Tensor:
-    template, idx = parse_key(t.shape, key)
+    template, idx, perm = parse_key(t.shape, key)
+    if perm is not None:
+        t = apply(_PERMUTE, t, dims=perm)
     return apply(_INDEX, t, *idx, key=template)
 
 
 def setitem(t: Tensor, key, value) -> None:
-    template, idx = parse_key(t.shape, key)
+    template, idx, perm = parse_key(t.shape, key)
     if not isinstance(value, Tensor):
         value = Tensor._make(np.asarray(value, dtype=t._data.dtype))
     elif value.dtype is not t.dtype:
@@ -137,13 +178,21 @@ def setitem(t: Tensor, key, value) -> None:
     if not record and type(t._data) is _ndarray and type(value._data) is _ndarray:
         # plain write: no graph to keep, so no copy of the whole tensor
         from .ops.shaped import numpy_key
+        dst = t._data if perm is None else t._data.transpose(perm)    # a view: writes t
         try:
-            t._data[numpy_key(template, [i._data for i in idx])] = value._data
+            dst[numpy_key(template, [i._data for i in idx])] = value._data
         except ValueError as e:
             raise RuntimeError(f"setitem: {e}") from None
         t._version[0] += 1
         return
     with ag.set_grad_enabled(record or ag.is_grad_enabled()):
         src = t._snapshot() if record else t
-        out = apply(_INDEX_PUT, src, value, *idx, key=template, accumulate=False)
+        if perm is None:
+            out = apply(_INDEX_PUT, src, value, *idx, key=template, accumulate=False)
+        else:
+            out = apply(_INDEX_PUT, apply(_PERMUTE, src, dims=perm), value, *idx, key=template,
+                        accumulate=False)
+            out = apply(_PERMUTE, out, dims=tuple(perm.index(d) for d in range(len(perm))))
+            if out.requires_grad:   # t cannot take over the history of a view of a temporary
+                out = apply(_COPY, out)
     commit(t, out)

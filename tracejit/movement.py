@@ -382,7 +382,7 @@ def pad(input, pad, mode="constant", value=0.0):
     out = x.new_full(shape, value)
     from .ops import REGISTRY
     from .indexing import parse_key
-    template, _ = parse_key(tuple(shape), tuple(key))
+    template, _, _ = parse_key(tuple(shape), tuple(key))
     return apply(REGISTRY["index_put"], out, x, key=template, accumulate=False)
 
 
