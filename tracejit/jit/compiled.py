@@ -5,9 +5,11 @@ shape/dtype/requires_grad, static values, grad mode). A cache miss traces the fu
 graph, differentiates it when an input requires grad, partitions forward/backward, runs the IR
 passes and hands both graphs to the backend. A graph break makes that key run eagerly (default)
 or raises (fullgraph=True). After 8 compiles of one function it warns once and runs eagerly.
-A key keeps one trace per outcome of the guards recorded while tracing (guards.py). When the
-function calls backward() itself (a whole training step), the backward is part of the one
-graph, the results have no backward of their own, and the .grad assignments the trace made are
+A key keeps one trace per outcome of the guards recorded while tracing (guards.py), which
+include the Python values the function read by name: globals, closure variables, module and
+object attributes (reads.py); a changed one retraces. When the function calls backward()
+itself (a whole training step), the backward is part of the one graph, the results have no
+backward of their own, and the .grad assignments the trace made are
 replayed after every call, like the in-place updates of inputs.
 """
 from __future__ import annotations
@@ -28,7 +30,8 @@ from ..tensor import Tensor, _ndarray, _on_device, _tracer
 from . import backends
 from .bridge import CompiledNode
 from .differentiate import differentiate
-from .guards import closed_over, guard_text, needs_eager
+from .guards import (closed_over, compile_check, failed_guard, guard_text, needs_eager,
+                     traced_now)
 from .structure import _flatten, _rebuild, _spec, _unspec
 from .trace import GraphBreak, Tracer
 
@@ -74,6 +77,7 @@ class CompiledFunction:
     def __init__(self, fn, backend: str | None = None, fullgraph: bool = False,
                  name: str | None = None, modules=()) -> None:
         self.fn = fn
+        self.__wrapped__ = fn   # as functools.wraps: a trace calling this one guards fn's reads
         self._modules = list(modules)  # their .training flags are part of the key
         self.backend = backend
         self.fullgraph = fullgraph
@@ -103,15 +107,18 @@ class CompiledFunction:
         entry = self.cache.get(key)
         if entry is None:
             entry = self._miss(key, args, kwargs, leaves)
-        if entry.eager:
+            imp = None if entry.eager else traced_now(entry)
+        elif entry.eager:
             return self._eager(key, entry, args, kwargs)
-        imp = closed_over(entry) if entry.guarded else entry.implicit
+        else:
+            imp = entry.check() if entry.guarded else entry.implicit    # closed_over(entry)
+            if imp is None:
+                # a closed-over tensor changed (a parameter was frozen, a gradient appeared or
+                # went away) or a Python value the trace read (a global, a module attribute):
+                # another trace of this key, or a new one
+                entry, imp = self._other(key, entry, args, kwargs, leaves)
         if imp is None:
-            # a closed-over tensor changed (a parameter was frozen, a gradient appeared or
-            # went away): another trace of this key, or a new one
-            entry, imp = self._other(key, entry, args, kwargs, leaves)
-            if entry.eager or imp is None:
-                return self._eager(key, entry, args, kwargs)
+            return self._eager(key, entry, args, kwargs)
         if entry.side_effects and needs_eager(entry, leaves, imp):
             return self.fn(*args, **kwargs)
         out = self._run(entry, leaves, imp)
@@ -124,18 +131,20 @@ class CompiledFunction:
         before (gradient accumulation alternates .grad None and present), else a new trace;
         the others stay as its alternatives."""
         for alt in entry.alternatives:
-            imp = closed_over(alt) if alt.guarded else alt.implicit
+            imp = closed_over(alt)
             if imp is not None:
                 alt.alternatives = [entry] + [a for a in entry.alternatives if a is not alt]
                 entry.alternatives = ()
                 self.cache[key] = alt
                 return alt, imp
-        new = self._miss(key, args, kwargs, leaves)
+        new = self._miss(key, args, kwargs, leaves, failed_guard(entry))
         if new.eager:
+            if self._over_limit:
+                self.cache[key] = new      # no more traces: no need to look through the others
             return new, None
         new.alternatives = [entry, *entry.alternatives]
         entry.alternatives = ()
-        return new, closed_over(new)
+        return new, traced_now(new)
 
     def key(self, args: tuple, kwargs: dict) -> tuple:
         """(cache key, dynamic leaves) of a call: grad mode, argument structure and tensor
@@ -150,7 +159,8 @@ class CompiledFunction:
         return tuple(key), leaves
 
     # --- compile ---
-    def _miss(self, key, args, kwargs, leaves) -> Entry:
+    def _miss(self, key, args, kwargs, leaves, why: str | None = None) -> Entry:
+        """Trace and compile this call (`why`: the guard of the key's trace that failed)."""
         if self._over_limit:
             e = Entry()
             e.eager = True
@@ -158,14 +168,15 @@ class CompiledFunction:
         if self.compiles >= RECOMPILE_LIMIT:
             self._over_limit = True
             warnings.warn(f"tracejit.compile: {self.name} was recompiled {RECOMPILE_LIMIT} times "
-                          f"(last change: {self._diff(key)}); running it eagerly from now on. "
-                          f"Make shapes/dtypes/static arguments stable to benefit from "
-                          f"compilation.", RuntimeWarning, stacklevel=3)
+                          f"(last change: {why or self._diff(key)}); running it eagerly from "
+                          f"now on. Make shapes/dtypes/static arguments, and the Python values "
+                          f"it reads (globals, attributes), stable to benefit from "
+                          f"compilation.", RuntimeWarning, stacklevel=3 if why is None else 4)
             e = Entry()
             e.eager = True
             return e
         if self.keys:
-            log_recompiles.debug("recompiling %s: %s", self.name, self._diff(key))
+            log_recompiles.debug("recompiling %s: %s", self.name, why or self._diff(key))
         n_mod = len(self._modules)
         entry = self._compile(args, kwargs, leaves)
         if entry.retry:
@@ -237,6 +248,9 @@ class CompiledFunction:
         t0 = time.perf_counter()
         tr = Tracer(self.name)
         names = self._argnames
+        # the Python values the function reads by name, as they are before it runs (reads.py)
+        tr.reads.function(self.fn)
+        tr.reads.arguments(self.fn, (*args, *kwargs.values()))
         try:
             with tr:
                 tr.arg_nonleaf = {i for i, x in enumerate(leaves)
@@ -350,6 +364,8 @@ class CompiledFunction:
         entry.implicit_src = list(tr.implicit_src)
         entry.grad_guards = list(tr.grad_reads.values())
         entry.value_guards = list(tr.value_guards)
+        entry.reads = list(tr.reads.dicts.values())
+        entry.cell_reads = list(tr.reads.cells.values())
         entry.lifted = bool(tr.lifted)
         # (a closed-over tensor written in place holds a traced value until restore_mutated)
         datas = [tr.mutations[id(t)][1] if id(t) in tr.mutations else t._data
@@ -370,7 +386,9 @@ class CompiledFunction:
         entry.arg_grads = sorted(set(tr.arg_grads))
         entry.backward_leaves = list(tr.backward_leaves)
         entry.side_effects = bool(entry.mutations or entry.grad_sets)
-        entry.guarded = bool(entry.implicit or entry.grad_guards or entry.value_guards)
+        entry.guarded = bool(entry.implicit or entry.grad_guards or entry.value_guards or
+                             entry.reads or entry.cell_reads)
+        entry.check = compile_check(entry, self.name)
         if tr.backwarded and any(n.meta.get("rg") and id(n) not in tr.backwarded
                                  for n in user_nodes):
             tr.graph_break("a compiled function that calls backward() returns another tensor "

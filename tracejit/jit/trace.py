@@ -11,7 +11,8 @@ do not, so an in-place update of a view, or a view read after its base changed, 
 `.grad` reads and writes come here too: `loss.backward()` inside the function appends the
 generated backward to the graph and accumulates into the leaves' `.grad` (replayed after each
 call); a float in an optimizer's param group ("lr") can be lifted into an input read on every
-call, and guards record the Python state the trace relied on.
+call, and guards record the Python state the trace relied on: optimizer state, module
+parameters, and the globals, closure variables and attributes the code reads (reads.py).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from ..ir.graph import Graph, TensorType, infer_type
 from ..ops import dtypes as D
 from ..ops.base import OUT
 from ..tensor import Tensor, WeakScalar, _ndarray, _on_device, _tracer
+from .reads import Reads
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,6 +74,7 @@ class Tracer:
         self.grad_owner: dict = {}  # id(concrete gradient) -> the tensor it is the .grad of
         self.implicit_src: list = []  # per implicit input: its owner when it is a .grad, or None
         self.value_guards: list = []  # (fn, expected, compare by identity), see guard()
+        self.reads = Reads()        # the Python values read by name (globals, attributes, ...)
         self.lifted: dict = {}      # (id(dict), key) -> (dict, key, float value), see lift()
         # loss.backward() inside the trace: .grad assignments are replayed after every call
         self.stand_ins: list = []   # the traced stand-ins of the arguments, in order
@@ -168,17 +171,22 @@ class Tracer:
 
     def module(self, m) -> None:
         """A module called during the trace: its training flag is part of the cache key, and
-        its parameters, buffers, children and hooks are guarded (replacing m.weight with a new
-        Parameter retraces instead of running the old one)."""
+        its parameters, buffers, children, hooks and the attributes its forward reads are
+        guarded (replacing m.weight with a new Parameter, or changing m.scale, retraces instead
+        of running the old trace)."""
         if any(x is m for x in self.modules):
             return
         self.modules.append(m)
         d = m.__dict__
+        cls = type(m).__name__
         for kind in ("_parameters", "_buffers", "_modules"):
             for name, v in d[kind].items():
-                self.guard(lambda entries=d[kind], name=name: entries.get(name), v)
+                self.reads.add(d[kind], name, v, f"{cls}.{name}")
         self.guard(lambda: (len(d["_forward_hooks"]), len(d["_forward_pre_hooks"])),
                    (len(d["_forward_hooks"]), len(d["_forward_pre_hooks"])))
+        self.reads.function(m.__call__)          # forward, and what it reads by name
+        for hook in (*d["_forward_pre_hooks"].values(), *d["_forward_hooks"].values()):
+            self.reads.function(hook)
 
     def value(self, t: Tensor, what: str):
         raise GraphBreak(f"{what} needs the value of a traced tensor", user_location())
