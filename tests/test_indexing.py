@@ -361,3 +361,25 @@ def test_ints_with_index_tensors_against_torch_when_installed():
         view, rest = torch_rule(a, key)
         np.testing.assert_array_equal(view[rest], ref, err_msg=repr(key))
         np.testing.assert_array_equal(tj.tensor(a)[_tj_key(key)].numpy(), ref, err_msg=repr(key))
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_zero_dim_bool_index_adds_a_dim_of_size_one_or_zero(flag):
+    """torch: x[tensor(True)] is x with a new leading dim of size 1; False gives size 0 (and
+    selects nothing to write)."""
+    a = np.arange(6.0).reshape(2, 3)
+    x, m = tj.tensor(a), tj.tensor(flag)
+    n = 1 if flag else 0
+    assert tuple(x[m].shape) == (n, 2, 3)
+    assert tuple(x[1, m].shape) == (n, 3)
+    assert tuple(x[:, m, None, 0:2].shape) == (2, n, 1, 2)
+    assert tuple(x[..., m].shape) == (2, 3, n)
+    if flag:
+        np.testing.assert_array_equal(x[m].numpy(), a[None])
+    x[m] = 7.0
+    np.testing.assert_array_equal(x.numpy(), np.full_like(a, 7.0) if flag else a)
+    g = tj.tensor(a, requires_grad=True)
+    (g[m] * 2.0).sum().backward()
+    np.testing.assert_array_equal(g.grad.numpy(), np.full_like(a, 2.0 * n))
+    with pytest.raises(IndexError, match="0-d bool index together with index tensors"):
+        x[:, m, tj.tensor([0, 2])]

@@ -64,6 +64,15 @@ def parse_key(shape: tuple, key) -> tuple:
         elif isinstance(k, Tensor):
             if k.dtype.is_bool:
                 mask = k._value("boolean mask indexing")
+                if mask.ndim == 0:
+                    # torch: a new dim of size 1 (True) or 0 (False); "z" is the empty one,
+                    # which getitem makes by slicing a new dim (the index op has no such item)
+                    if any(isinstance(j, Tensor) and j is not k for j in items):
+                        raise IndexError("a 0-d bool index together with index tensors is not "
+                                         "supported; index with the tensors first, then use "
+                                         "the bool")
+                    template.append(("n",) if mask else ("z",))
+                    continue
                 for j in range(mask.ndim):
                     if dim + j >= len(shape) or mask.shape[j] != shape[dim + j]:
                         raise IndexError(
@@ -164,11 +173,17 @@ def getitem(t: Tensor, key) -> Tensor:
     template, idx, perm = parse_key(t.shape, key)
     if perm is not None:
         t = apply(_PERMUTE, t, dims=perm)
+    if ("z",) in template:      # a 0-d False index: its new dim is sliced empty
+        empty = [d for d, k in enumerate(k for k in template if k[0] != "i") if k[0] == "z"]
+        t = apply(_INDEX, t, key=tuple(("n",) if k[0] == "z" else k for k in template))
+        return t[tuple(slice(0, 0) if d in empty else slice(None) for d in range(t.ndim))]
     return apply(_INDEX, t, *idx, key=template)
 
 
 def setitem(t: Tensor, key, value) -> None:
     template, idx, perm = parse_key(t.shape, key)
+    if ("z",) in template:      # a 0-d False index selects nothing
+        return
     if not isinstance(value, Tensor):
         value = Tensor._make(np.asarray(value, dtype=t._data.dtype))
     elif value.dtype is not t.dtype:
