@@ -498,3 +498,30 @@ def test_an_input_returned_is_the_same_object(backend):
         a, b = cf(x)
         assert a is x and b is w          # as eager returns them
     np.testing.assert_array_equal(x.numpy(), [2.0, 2.0])
+
+
+def test_results_that_view_an_input_share_its_memory_as_in_eager():
+    """x[0], x.view(-1), x.t(), expand and detach of an input are views in eager: the compiled
+    call returns views of the input too (a write through one is seen by the other), with
+    eager's gradients; results computed from it are fresh tensors."""
+    def f(x):
+        return x[0], x.view(-1), x.t(), x.unsqueeze(0).expand(2, 2, 2), x.detach(), (x * 2)[0]
+    cf = tj.compile(f)
+    x = tj.tensor([[1.0, 2.0], [3.0, 4.0]])
+    cf(x)
+    out = cf(x)
+    x.add_(100.0)
+    assert [float(t.reshape(-1)[0]) for t in out] == [101.0] * 5 + [2.0]
+    out[0].fill_(-1.0)
+    assert x.tolist() == [[-1.0, -1.0], [103.0, 104.0]]
+
+    def g(x, y):
+        return x.t(), x * y, x[1]
+    cg, w = tj.compile(g), tj.tensor([[1.0, 2.0], [3.0, 4.0]])
+    grads = []
+    for fn in (g, cg, cg):
+        xg = tj.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+        a, b, c = fn(xg, tj.full((2, 2), 3.0))
+        ((a * w).sum() + b.sum() + c.sum() * 5.0).backward()
+        grads.append(xg.grad.tolist())
+    assert grads[1] == grads[2] == grads[0]
