@@ -125,3 +125,18 @@ def test_errors_never_leak_numpy_exceptions():
     for f in bad:
         with pytest.raises(RuntimeError, match="size of tensor"):
             f()
+
+
+def test_small_torch_parities_none_comparison_zero_dim_reduction_bool_subtraction():
+    t = tj.tensor([1.0, 2.0])
+    assert (t == None) is False and (t != None) is True    # noqa: E711 - what is tested
+    assert tj.tensor(2.5).sum(-1).item() == 2.5
+    with pytest.raises(IndexError, match=r"expected to be in range of \[-1, 0\], but got -3"):
+        tj.tensor(2.5).sum(-3)
+    with pytest.raises(RuntimeError, match="with a bool tensor is not supported"):
+        t - tj.tensor([True, False])
+    with pytest.raises(RuntimeError, match="with a bool tensor is not supported"):
+        tj.tensor([1, 2]) - True
+    with pytest.raises(RuntimeError, match="with two bool tensors is not supported"):
+        tj.tensor([True]) - tj.tensor([True])
+    assert (t - 1).tolist() == [0.0, 1.0]

@@ -325,8 +325,9 @@ Tensor.__lt__ = lambda s, o: apply(R["lt"], s, o)
 Tensor.__le__ = lambda s, o: apply(R["le"], s, o)
 Tensor.__gt__ = lambda s, o: apply(R["gt"], s, o)
 Tensor.__ge__ = lambda s, o: apply(R["ge"], s, o)
-Tensor.__eq__ = lambda s, o: apply(R["eq"], s, o)
-Tensor.__ne__ = lambda s, o: apply(R["ne"], s, o)
+# (torch: comparing with None is plain False / True, not an error)
+Tensor.__eq__ = lambda s, o: False if o is None else apply(R["eq"], s, o)
+Tensor.__ne__ = lambda s, o: True if o is None else apply(R["ne"], s, o)
 
 
 def _logical(name):

@@ -360,7 +360,8 @@ def norm_dims(dim, ndim: int) -> tuple:
         if len(dims) != len(dim):
             raise RuntimeError(f"dim {tuple(dim)} appears multiple times in the list of dims")
         return dims
-    return (_norm_dim(dim, ndim),) if ndim else ()
+    d = _norm_dim(dim, ndim)        # (a 0-d tensor takes -1 and 0)
+    return (d,) if ndim else ()
 
 
 # --- dispatch ---
@@ -411,6 +412,12 @@ def _promote(op, args):
                             f"{type(a).__name__}")
     common = D.result_type(dim, zero, sc)
     rule = op.dtype_rule
+    if op is _SUB and D.bool_ in dim + zero + sc:
+        raise RuntimeError(
+            "Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` "
+            "or `logical_xor()` operator instead." if common.is_bool else
+            "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+            "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
     if common.is_bool and not op.bool_ok and rule != "logical":
         # NotImplementedError (a RuntimeError) as torch's "not implemented for 'Bool'"
         raise NotImplementedError(f"{op.name}(): not supported on bool tensors; convert with "
@@ -502,6 +509,7 @@ def apply(op, *args, **params):
 
 
 _INT_DIV = (REGISTRY["floordiv"], REGISTRY["remainder"])
+_SUB = REGISTRY["sub"]
 _VIEW_KINDS = ("movement", "index")
 
 
