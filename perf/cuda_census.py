@@ -193,22 +193,21 @@ def census(wid: str, mode: str, reps: int = 5) -> dict:
     out = dict(c.counts)
     quiet = Census(run_kernels=False)
     with quiet.active():
-        step()
-        ts = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            step()
-            ts.append(time.perf_counter() - t0)
-    out["host_us"] = float(np.median(ts)) * 1e6
+        out["host_us"] = _median_us(step, reps)
     with quiet.active(), raw_launches():
-        step()
-        ts = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            step()
-            ts.append(time.perf_counter() - t0)
-    out["raw_us"] = float(np.median(ts)) * 1e6
+        out["raw_us"] = _median_us(step, reps)
     return out
+
+
+def _median_us(step, reps: int) -> float:
+    """Median microseconds of `step` after one untimed call."""
+    step()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        step()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts)) * 1e6
 
 
 WORKLOADS = ("W1", "W2", "W2 whole", "W3", "W4")
