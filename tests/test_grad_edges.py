@@ -107,3 +107,14 @@ def test_negative_class_indices_are_errors():
         g(x, tj.tensor([[0], [-1], [2]]))
     with pytest.raises(IndexError):
         tj.compile(F.cross_entropy)(x, tj.tensor([0, 1, -2]))
+
+
+def test_binary_cross_entropy_gradient_at_saturated_probabilities():
+    """torch: (x - t) / max(x (1 - x), 1e-12), where the log clamped at -100 has none."""
+    x = [0.0, 1.0, 0.3, 0.0]
+    t = [1.0, 0.0, 0.7, 0.0]
+    g = grad_of(lambda x: F.binary_cross_entropy(x, tj.tensor(t), reduction="none"), x)[0]
+    np.testing.assert_allclose(g, [-1e12, 1e12, -0.4 / 0.21, 0.0], rtol=1e-5)
+    loss = F.binary_cross_entropy(tj.tensor(x), tj.tensor(t), reduction="none")
+    np.testing.assert_allclose(loss.numpy(), [100.0, 100.0, -(0.7 * np.log(0.3) + 0.3 *
+                                                            np.log(0.7)), 0.0], rtol=1e-6)

@@ -167,7 +167,12 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
                          f"size ({input.shape}) is deprecated. Please ensure they have the same "
                          f"size.")
-    loss = -(target * _clamped_log(input) + (1.0 - target) * _clamped_log(1.0 - input))
+    x = input.detach()
+    loss = -(target * _clamped_log(x) + (1.0 - target) * _clamped_log(1.0 - x))
+    # the input's gradient as torch's: (x - t) / max(x (1 - x), 1e-12), finite at 0 and 1
+    # where the clamped logs have none
+    slope = (x - target.detach()) / (x * (1.0 - x)).clamp(min=1e-12)
+    loss = loss + (input - x) * slope
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
