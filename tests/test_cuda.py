@@ -711,3 +711,50 @@ def test_generated_kernels_compile_for_a_real_gpu():
                          capture_output=True, text=True, env=dict(env, PYTHONPATH=root),
                          timeout=900, check=False)
     assert out.stdout.strip() == "ok", out.stdout[-4000:] + out.stderr[-2000:]
+
+
+def test_checkpoints_and_copies_across_devices(tmp_path):
+    """tj.save of CUDA tensors (a CUDA model's state_dict) loads back to the GPU, or where
+    map_location says; copy_ and load_state_dict copy across devices, and an optimizer's
+    state follows its parameters' device, as in torch."""
+    x = tj.arange(6.0, device="cuda").reshape(2, 3)
+    tj.save({"x": x, "c": tj.ones(2)}, tmp_path / "a.pt")
+    r = tj.load(tmp_path / "a.pt")
+    assert (r["x"].device.type, r["c"].device.type) == ("cuda", "cpu")
+    assert r["x"].tolist() == x.tolist()
+    assert tj.load(tmp_path / "a.pt", map_location="cpu")["x"].device.type == "cpu"
+    assert tj.load(tmp_path / "a.pt", map_location="cuda")["c"].device.type == "cuda"
+    c = tj.zeros(3, device="cuda")
+    c.copy_(tj.ones(3))
+    assert c.device.type == "cuda" and c.tolist() == [1.0, 1.0, 1.0]
+    a = tj.ones(3, requires_grad=True)
+    c.copy_(a * 2.0)
+    c.sum().backward()
+    assert a.grad.device.type == "cpu" and a.grad.tolist() == [2.0, 2.0, 2.0]
+    net = tj.nn.Linear(3, 2)
+    opt = tj.optim.Adam(net.parameters())
+    net(tj.randn(4, 3)).sum().backward()
+    opt.step()
+    net2 = tj.nn.Linear(3, 2).to("cuda")
+    net2.load_state_dict(net.state_dict())
+    assert net2.weight.device.type == "cuda" and net2.weight.is_leaf
+    close(net2.weight.detach(), net.weight.detach())
+    opt2 = tj.optim.Adam(net2.parameters())
+    opt2.load_state_dict(opt.state_dict())
+    assert opt2.state[net2.weight]["exp_avg"].device.type == "cuda"
+    net2(tj.randn(4, 3, device="cuda")).sum().backward()
+    opt2.step()
+
+
+def test_moving_to_the_host_inside_a_compiled_function_breaks_the_graph():
+    """.cpu() of a traced CUDA value is a real move (a graph break: the call runs eagerly,
+    with a warning), not dropped; moving to the device a value is on stays in the graph."""
+    a = tj.ones(3, device="cuda")
+    f = tj.compile(lambda a: a.cpu() * 2.0)
+    with pytest.warns(RuntimeWarning, match="moving a tensor to cpu"):
+        r = f(a)
+    assert r.device.type == "cpu" and r.tolist() == [2.0, 2.0, 2.0]
+    assert f(a).device.type == "cpu"
+    g = tj.compile(lambda a: a.cuda() * 2.0)
+    assert g(a).device.type == "cuda" and g(a).tolist() == [2.0, 2.0, 2.0]
+    assert tj.compile(lambda a: a.cpu() * 2.0)(tj.ones(3)).device.type == "cpu"

@@ -75,9 +75,11 @@ class _Encoder:
                 raise TypeError(f"tj.save: {path} is a traced (symbolic) tensor; save concrete "
                                 f"tensors only")
             from .nn.parameter import Parameter
-            return {"$tensor": self._add(x, x._data, {
-                "requires_grad": bool(x.requires_grad),
-                "parameter": isinstance(x, Parameter)})}
+            meta = {"requires_grad": bool(x.requires_grad), "parameter": isinstance(x, Parameter)}
+            if x.is_cuda:                       # saved from the host, loaded back to the GPU
+                meta["device"] = "cuda"
+            return {"$tensor": self._add(x, x._data if not x.is_cuda else
+                                         x._data.copy_to_host(), meta)}
         if isinstance(x, np.ndarray):
             if x.dtype.hasobject:
                 raise TypeError(f"tj.save: {path} is a numpy array of Python objects, which "
@@ -211,7 +213,7 @@ def load(f, map_location=None, weights_only: bool | None = None, **kwargs):
         metas = header.get("tensors")
         if not isinstance(metas, list):
             raise bad("the header has no tensor list")
-        values = [_read_tensor(zf, m, bad) for m in metas]
+        values = [_read_tensor(zf, m, bad, map_location) for m in metas]
         return _Decoder(values, bad).value(header.get("root"))
 
 
@@ -225,7 +227,8 @@ def _read_npy(zf: zipfile.ZipFile, member: str, bad) -> np.ndarray:
         raise bad(f"member '{member}' is not a valid .npy array ({e})") from None
 
 
-def _read_tensor(zf, meta, bad):
+def _read_tensor(zf, meta, bad, map_location=None):
+    """A tensor of the checkpoint, on the device it was saved from, or on `map_location`."""
     if not isinstance(meta, dict) or not isinstance(meta.get("file"), str):
         raise bad("malformed tensor entry in the header")
     arr = _read_npy(zf, meta["file"], bad)
@@ -238,6 +241,12 @@ def _read_tensor(zf, meta, bad):
         D.from_numpy_dtype(arr.dtype)
     except TypeError:
         raise bad(f"member '{meta['file']}' has unsupported dtype {arr.dtype}") from None
+    device = str(map_location) if map_location is not None else meta.get("device", "cpu")
+    if device != "cpu":
+        from .cuda import upload
+        from .factories import _device_check
+        _device_check(device)                   # (no GPU: a clear error, as torch's)
+        arr = upload(arr)
     if meta.get("parameter"):
         from .nn.parameter import Parameter
         return Parameter(Tensor._make(arr), bool(meta.get("requires_grad", True)))

@@ -90,11 +90,13 @@ class Tracer:
         # reads: eager's saved-tensor version check, for the backward of the trace
         self.saved_versions: dict = {}
         self.backwarded: dict = {}  # id(loss node) -> retain_graph
+        self.on_cuda = False        # a traced value is on the GPU (inputs share one device)
 
     # --- values ---
     def input(self, t: Tensor | None, type: TensorType, name: str, weak: bool = False) -> Tensor:
         node = self.graph.add_input(type, name)
         node.meta["rg"] = bool(t is not None and t.requires_grad)
+        self.on_cuda |= t is not None and _on_device(t._data)
         cls = WeakScalar if weak else Tensor
         t = cls._make(node, node.meta["rg"])
         self.stand_ins.append(t)
@@ -116,6 +118,7 @@ class Tracer:
             n = self.graph.add_input(TensorType(d.shape, D.from_numpy_dtype(d.dtype)),
                                      f"c{len(self.implicit)}")
             n.meta["rg"] = t.requires_grad
+            self.on_cuda |= _on_device(d)
             self.implicit.append(t)
             self.implicit_src.append(self.grad_owner.get(id(t)))
             self.implicit_leaf.append(t.grad_fn is None)
@@ -350,6 +353,7 @@ class Tracer:
                        guard=self.guard, backward=self.backward, lift=self.lift,
                        alias=self.alias)
         _tracer["break"] = self.graph_break
+        _tracer["device"] = lambda: "cuda" if self.on_cuda else "cpu"   # of traced values
         return self
 
     def __exit__(self, *exc):

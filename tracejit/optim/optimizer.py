@@ -217,10 +217,13 @@ def _plain(sd):
 
 
 def _cast_state(name: str, value: Any, param: Tensor) -> Any:
-    # as PyTorch: floating state follows the parameter's dtype, except the step counter
+    # as PyTorch: state follows the parameter's device, floating state its dtype, except the
+    # step counter (a checkpoint from the CPU resumes a model on the GPU)
     if isinstance(value, Tensor):
         value = value.detach()
-        if name != "step" and value.dtype.is_floating_point and value.dtype is not param.dtype:
-            value = value.to(param.dtype)
+        if name != "step":
+            value = value.to(param.device)
+            if value.dtype.is_floating_point and value.dtype is not param.dtype:
+                value = value.to(param.dtype)
         return value.clone()
     return value
