@@ -140,3 +140,26 @@ def test_small_torch_parities_none_comparison_zero_dim_reduction_bool_subtractio
     with pytest.raises(RuntimeError, match="with two bool tensors is not supported"):
         tj.tensor([True]) - tj.tensor([True])
     assert (t - 1).tolist() == [0.0, 1.0]
+
+
+def test_integer_division_by_zero_and_negative_powers_as_torch():
+    """Integer // and % by zero raise in eager and compiled code alike (compiled kernels check
+    the divisors before anything is written); a negative Python exponent of an integer tensor
+    raises, a tensor of negative exponents computes torch's values (1, +-1 or 0)."""
+    a, b = tj.tensor([-7, 3, 7]), tj.tensor([2, 0, -4])
+    for f in (lambda a, b: a // b, lambda a, b: a % b):
+        cf = tj.compile(f)
+        for fn in (f, cf, cf):
+            with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+                fn(a, b)
+        ok = tj.tensor([2, 1, -4])
+        assert cf(a, ok).tolist() == f(a, ok).tolist()
+    x = tj.tensor([0, 0, -1, -1, 1, 2, -2])
+    e = tj.tensor([-1, -2, -1, -2, -3, -1, -1])
+    assert (x ** e).tolist() == [0, 0, -1, 1, 1, 0, 0]
+    assert tj.compile(lambda x, e: x ** e)(x, e).tolist() == [0, 0, -1, 1, 1, 0, 0]
+    assert (2 ** tj.tensor([1, -2, 3])).tolist() == [2, 0, 8]
+    for fn in (lambda x: x ** -1, tj.compile(lambda x: x ** -1)):
+        with pytest.raises(RuntimeError, match="Integers to negative integer powers"):
+            fn(tj.tensor([1, 2]))
+    assert (tj.tensor([2.0, 4.0]) ** -1).tolist() == [0.5, 0.25]

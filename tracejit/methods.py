@@ -105,6 +105,9 @@ def pow(self, exponent):
     if not isinstance(self, Tensor):
         return apply(R["pow"], self, exponent)
     if isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
+        if type(exponent) is int and exponent < 0 and not self.dtype.is_floating_point:
+            # torch refuses a negative Python exponent (a tensor of them computes, see pow)
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
         if exponent == 2:
             return apply(R["square"], self) if not self.dtype.is_bool else \
                 apply(R["pow"], self, exponent)

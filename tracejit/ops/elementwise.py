@@ -54,6 +54,18 @@ def _zeros(g):
     return g.new_zeros(g.shape)
 
 
+def _int_pow(a, b):
+    """Integer powers as torch (and the kernels) compute them: a negative exponent gives 1 for
+    a base of 1, +-1 for -1 and 0 otherwise (numpy refuses it)."""
+    neg = b < 0
+    if not np.any(neg):
+        return np.power(a, b)
+    r = np.power(a, np.where(neg, 0, b))
+    odd = (b % 2).astype(bool)
+    small = np.where(a == 1, 1, np.where(a == -1, np.where(odd, -1, 1), 0))
+    return np.where(neg, small, r).astype(r.dtype)
+
+
 def _tie_split(g, a, b):
     """g, halved where a == b (maximum/minimum send half of it to each operand there)."""
     return (g * 0.5).where(a == b, g)
@@ -80,7 +92,8 @@ elementwise("pow", 2, lambda m, a, b: m.pow(a, b),
             # gradient is 0 at a == 0 for b >= 0 (nan for a < 0, as log(a) is)
             lambda g, out, a, b: (lambda: (g * b * a ** (b - 1)).where(b != 0, 0.0),
                                   lambda: g * (out * a.log()).where((a != 0) | (b < 0), 0.0)),
-            eager=np.power, bool_ok=False, domain=(0.5, 2.0))
+            eager=lambda a, b: _int_pow(a, b) if a.dtype.kind in "iu" else np.power(a, b),
+            bool_ok=False, domain=(0.5, 2.0))
 # the backward selects, never multiplies by a 0/1 mask: an inf incoming gradient stays 0 where
 # it does not flow (inf * 0 is nan), as in torch; ties split the gradient, and a NaN operand
 # (no order) passes it whole to both, as torch's where(a == b, g / 2, g).masked_fill(a < b, 0)

@@ -19,7 +19,7 @@ import llvmlite  # noqa: F401 - absent llvmlite fails this import: how the jit p
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ...ir.graph import Graph, Node
+from ...ir.graph import Graph, Node, TensorType, infer_type
 from ...ir.kernel import Kernel
 from ...ir.passes.fusion import Schedule, fuse
 from ...ir.passes.onehot import onehot
@@ -36,7 +36,39 @@ def compile_graph(g: Graph, inplace: dict | None = None) -> CompiledGraph:
     array and returned as that very array. The caller must not then pass, for such an input,
     an array that shares memory with another input (the jit runs those calls eagerly)."""
     run, nchecks = onehot(g)
-    return CompiledGraph(g, fuse(run), nchecks, inplace)
+    run, ndiv = zero_division_checks(run)
+    return CompiledGraph(g, fuse(run), nchecks + ndiv, inplace,
+                         [_BAD_INDEX] * nchecks + [_ZERO_DIVISION] * ndiv)
+
+
+_BAD_INDEX = (IndexError, "an index is out of bounds in a row-wise gather or scatter "
+                          "(x[arange(n)[:, None], idx]); check its values")
+_ZERO_DIVISION = (RuntimeError, "ZeroDivisionError: integer division or remainder by zero")
+
+
+def zero_division_checks(g: Graph) -> tuple:
+    """(graph, number of checks appended to its outputs): `divisor == 0` of every integer
+    floordiv and remainder, which eager (numpy: 0 and a warning) and torch raise for, and a
+    kernel would silently compute. g itself is not changed."""
+    if not any(n.op in ("floordiv", "remainder") and n.type.dtype.is_integer for n in g.nodes):
+        return g, 0
+    checks: list = []
+
+    def replace(n, ins, out, new):
+        if n.op not in ("floordiv", "remainder") or not n.type.dtype.is_integer:
+            return None
+        r = Node(n.op, ins, n.params, n.type, n.loc, n.name, n.value)
+        out.nodes.append(r)
+        zero = np.zeros((), ins[1].type.dtype.np)
+        c = out.add("const", [], {}, TensorType((), ins[1].type.dtype), n.loc, value=zero)
+        c.name = f"{n.name}.z"
+        check = out.add("eq", [ins[1], c], {}, infer_type("eq", [ins[1], c], {}), n.loc)
+        check.name = f"{n.name}.zcheck"
+        checks.append(check)
+        return r
+    out = g.rewrite(replace)
+    out.outputs += checks
+    return out, len(checks)
 
 
 class _NumpyKernel:
@@ -79,9 +111,13 @@ def _fake(node: Node) -> np.ndarray:
 
 class CompiledGraph:
     def __init__(self, g: Graph, sched: Schedule, nchecks: int = 0,
-                 inplace: dict | None = None) -> None:
+                 inplace: dict | None = None, check_errors: list | None = None) -> None:
+        """nchecks: outputs at the end of sched.graph's that are checks, raising the
+        (exception class, message) of `check_errors` (default: a bad index) where any element
+        is set."""
         from .launch import KernelLauncher
         self.graph, self.schedule, self._nchecks = g, sched, nchecks
+        self._check_errors = check_errors or [_BAD_INDEX] * nchecks
         self._run = sched.graph       # g, or g rewritten with index checks as extra outputs
         self.kernels: list = []
         self._steps: list = []
@@ -295,11 +331,9 @@ class CompiledGraph:
         return result
 
     def _raise_bad_index(self, env: dict) -> None:
-        for v in self._checks:
+        for v, (exc, msg) in zip(self._checks, self._check_errors):
             if env[v].any():
-                raise IndexError(f"{self.graph.name}: an index is out of bounds in a row-wise "
-                                 f"gather or scatter (x[arange(n)[:, None], idx]); check its "
-                                 f"values")
+                raise exc(f"{self.graph.name}: {msg}")
 
 
 def _dry_view(n: Node, src) -> np.ndarray:
