@@ -525,3 +525,22 @@ def test_results_that_view_an_input_share_its_memory_as_in_eager():
         ((a * w).sum() + b.sum() + c.sum() * 5.0).backward()
         grads.append(xg.grad.tolist())
     assert grads[1] == grads[2] == grads[0]
+
+
+def test_several_in_place_updates_of_an_intermediate_compile():
+    """An intermediate updated in place twice with grad is no leaf (eager allows it): the
+    function compiles (no fallback warning) and its gradients are eager's."""
+    def h(a):
+        t = a * 2.0
+        t.mul_(a)
+        t.add_(t)
+        return t.sum()
+    ch = tj.compile(h)
+    grads = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for fn in (h, ch, ch):
+            a = tj.tensor([1.0, -2.0, 3.0], requires_grad=True)
+            fn(a).backward()
+            grads.append(a.grad.tolist())
+    assert grads[0] == grads[1] == grads[2] == [8.0, -16.0, 24.0]

@@ -337,13 +337,16 @@ class Tracer:
         self.modified[id(t)] = self.modified.get(id(t), 0) + 1
         if id(t) not in self.mutations:
             self.mutations[id(t)] = (t, t._data)
-        if type(t._data) is _ndarray or _on_device(t._data):
+        concrete = type(t._data) is _ndarray or _on_device(t._data)
+        if concrete:
             self.node_of(t)  # a closed-over tensor: make sure it is an implicit input
         t._data = self.node_of(result)
         self.history.setdefault(id(t), []).append(t._data)
         if result.requires_grad:
             t.requires_grad = True
-            t.grad_fn = None
+            # a traced value updated with grad has a history, as in eager (a second in-place
+            # update is no leaf's); a concrete tensor's grad_fn stays a leaf's
+            t.grad_fn = None if concrete else _TRACED
 
     # --- activation ---
     def __enter__(self):
