@@ -125,11 +125,9 @@ _TO = Op("to_copy", "movement", 1, infer=lambda xt, device: xt, eager=None,
 
 def to_device(t, device):
     """t on `device` (a Device or string), differentiable; t itself when already there."""
-    from .tensor import Device, Tensor, _ndarray, _on_device, _tracer
+    from .tensor import Device, Tensor, _tracer
     dev = Device(device)
-    src = t.device
-    if _tracer["active"] and type(t._data) is not _ndarray and not _on_device(t._data):
-        src = Device(_tracer["device"]())   # a traced value: on the device of the trace
+    src = t.device                          # (a traced value: the trace's device)
     if dev == src:
         return t
     if _tracer["active"]:

@@ -110,7 +110,12 @@ class Tensor:
     @property
     def device(self) -> Device:
         d = self._data
-        return CPU if type(d) is _ndarray or not _on_device(d) else CUDA0
+        if type(d) is _ndarray:
+            return CPU
+        if _on_device(d):
+            return CUDA0
+        # a traced value (an IR node) is on the device of the trace's inputs
+        return CUDA0 if _tracer["active"] and _tracer["device"]() == "cuda" else CPU
 
     @property
     def is_leaf(self) -> bool:
