@@ -544,3 +544,31 @@ def test_several_in_place_updates_of_an_intermediate_compile():
             fn(a).backward()
             grads.append(a.grad.tolist())
     assert grads[0] == grads[1] == grads[2] == [8.0, -16.0, 24.0]
+
+
+def test_an_input_written_in_place_keeps_its_old_value_for_the_backward():
+    """a.mul_(b) saves a's value from before the update (eager's in-place ops do): the
+    compiled call copies it before running, so the backward neither raises nor reads the
+    new value; reading a after its update in a saved op still raises, as in eager."""
+    def g(a, b):
+        a.mul_(b)
+        a.add_(b)
+        return (a * a).sum()
+    cg = tj.compile(g)
+    res = []
+    for fn in (g, cg, cg):
+        a, b = tj.full((3,), 2.0), tj.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        r = fn(a, b)
+        r.backward()
+        res.append((b.grad.tolist(), a.tolist(), r.item()))
+    assert res[0] == res[1] == res[2] == ([18.0, 36.0, 54.0], [3.0, 6.0, 9.0], 126.0)
+
+    def late(a, b):
+        y = (a * b).sum()
+        a.mul_(2.0)
+        return y + (a * b).sum()
+    cl = tj.compile(late)
+    for fn in (late, cl, cl):
+        a, b = tj.full((3,), 2.0), tj.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            fn(a, b).backward()

@@ -61,6 +61,7 @@ class _TraceError(Exception):
 class Entry:
     """One compiled specialisation of a function."""
     backend = None
+    saved_written = frozenset()   # saved inputs the function writes in place (copied first)
     to_host = False       # backend="cuda" called with CPU tensors: results come back to the host
     eager = False
     retry = False         # a graph break that the next call retraces (see GraphBreak)
@@ -72,6 +73,14 @@ class Entry:
 
     def __init__(self) -> None:
         self.stats: dict = {}
+
+
+def _copy(a):
+    """A copy of an input array (numpy or CUDA)."""
+    if type(a) is _ndarray:
+        return a.copy()
+    from ..codegen.cuda import eager
+    return eager.copy(a)
 
 
 _VIEW_OPS = ("reshape", "permute", "expand", "detach", "index")
@@ -444,6 +453,12 @@ class CompiledFunction:
             p = partition(g, primals, tangents, fwd_outputs, grads, mutated)
             entry.saved = p.saved
             entry.saved_bytes = p.saved_bytes()
+            # inputs the backward reads that the function itself writes in place: the backward
+            # needs their values from before the call (eager's in-place ops save those), so a
+            # call copies them first
+            written = {pos if kind == "arg" else len(leaves) + pos
+                       for kind, pos in entry.mutations}
+            entry.saved_written = {j for kind, j in p.saved if kind == "input" and j in written}
             fwd_graph, bwd_graph = p.fwd, p.bwd
         else:
             g.outputs = list(fwd_outputs)
@@ -485,17 +500,21 @@ class CompiledFunction:
             arrays.append(x._data if type(x) is not float else np.float64(x).reshape(()))
         for t in imp:
             arrays.append(t._data)
+        need = entry.bwd is not None and ag._state["grad"]
+        before = {j: _copy(arrays[j]) for j in entry.saved_written} if need and \
+            entry.saved_written else None
         outs = entry.fwd(arrays)
         self.last_stats = entry.stats
         n = entry.n_user
-        need = entry.bwd is not None and ag._state["grad"]
         results = [Tensor._make(a if not entry.to_host else a.copy_to_host())
                    for a in outs[:n]]
         if need:
             prim = leaves + imp
             saved, saved_inputs = [], []
             for kind, j in entry.saved:
-                if kind == "input":
+                if before is not None and j in before and kind == "input":
+                    saved.append(before[j])         # a copy: no version to check
+                elif kind == "input":
                     saved.append(arrays[j])
                     if isinstance(prim[j], Tensor):
                         saved_inputs.append(prim[j])
