@@ -163,3 +163,9 @@ def test_integer_division_by_zero_and_negative_powers_as_torch():
         with pytest.raises(RuntimeError, match="Integers to negative integer powers"):
             fn(tj.tensor([1, 2]))
     assert (tj.tensor([2.0, 4.0]) ** -1).tolist() == [0.5, 0.25]
+
+
+def test_python_ints_out_of_an_integer_dtypes_range_wrap_as_torch():
+    assert (tj.tensor([1, 2], dtype=tj.int8) + 300).tolist() == [45, 46]
+    assert (tj.tensor([1, 2], dtype=tj.uint8) + (-3)).tolist() == [254, 255]
+    assert (tj.tensor([1, 2], dtype=tj.int16) - 70000).tolist() == [-4463, -4462]

@@ -440,8 +440,19 @@ def _promote(op, args):
                 a = apply(_CAST, a, dtype=want.name)
             out.append(a)
         else:
-            out.append(_created(Tensor._make(np.asarray(a, dtype=want.np))))
+            out.append(_created(Tensor._make(_scalar_array(a, want.np))))
     return out
+
+
+def _scalar_array(a, dtype) -> np.ndarray:
+    """A Python scalar as a 0-d array of dtype; an int out of an integer dtype's range wraps
+    around, as torch's (numpy 2 raises OverflowError)."""
+    try:
+        return np.asarray(a, dtype=dtype)
+    except OverflowError:
+        if type(a) is int and dtype.kind in "iu" and -2 ** 63 <= a < 2 ** 64:
+            return np.asarray(a & (2 ** 64 - 1), np.uint64).astype(dtype)
+        raise
 
 
 def _created(t: Tensor) -> Tensor:
