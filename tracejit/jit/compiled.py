@@ -25,10 +25,10 @@ from .. import autograd as ag
 from .. import cuda as _cuda
 from ..ir.graph import TensorType
 from ..ir.partition import partition
-from ..ops import REGISTRY
 from ..ops import dtypes as D
-from ..tensor import Tensor, _ndarray, _on_device, _tracer, apply
+from ..tensor import Tensor, _ndarray, _on_device, _tracer
 from . import backends
+from .aliases import copy_array, replay_views, views_of_input
 from .bridge import CompiledNode
 from .differentiate import differentiate
 from .guards import (closed_over, compile_check, failed_guard, guard_text, needs_eager,
@@ -73,39 +73,6 @@ class Entry:
 
     def __init__(self) -> None:
         self.stats: dict = {}
-
-
-def _copy(a):
-    """A copy of an input array (numpy or CUDA)."""
-    if type(a) is _ndarray:
-        return a.copy()
-    from ..codegen.cuda import eager
-    return eager.copy(a)
-
-
-_VIEW_OPS = ("reshape", "permute", "expand", "detach", "index")
-
-
-def _views_of_input(g, user_nodes, sym, implicit, same: dict) -> dict:
-    """{result: (input, [(op, params)])} for results that are a chain of view ops (reshape,
-    permute, expand, detach, basic indexing) of an argument or a closed-over tensor: eager
-    returns views sharing the input's memory (x[0], x.t()), so a call replays the chain on the
-    input itself rather than return the graph's copy (as torch.compile does)."""
-    if len(g.inputs) != len(sym) + len(implicit):
-        return {}
-    inputs = {id(n): ("arg", j) if j < len(sym) else ("imp", j - len(sym))
-              for j, n in enumerate(g.inputs)
-              if j >= len(sym) or (isinstance(sym[j], Tensor) and type(sym[j]) is Tensor)}
-    out = {}
-    for k, node in enumerate(user_nodes):
-        chain = []
-        while id(node) not in inputs and node.op in _VIEW_OPS and (
-                node.op != "index" or len(node.inputs) == 1):     # basic keys only
-            chain.append((REGISTRY[node.op], dict(node.params)))
-            node = node.inputs[0]
-        if chain and k not in same and id(node) in inputs:
-            out[k] = (inputs[id(node)], chain[::-1])
-    return out
 
 
 class CompiledFunction:
@@ -378,7 +345,7 @@ class CompiledFunction:
             elif any(t is c for c in tr.implicit):
                 entry.same_as_input[k] = ("imp", next(j for j, c in enumerate(tr.implicit)
                                                      if c is t))
-        entry.views_of_input = _views_of_input(g, user_nodes, sym, tr.implicit,
+        entry.views_of_input = views_of_input(g, user_nodes, sym, tr.implicit,
                                                entry.same_as_input)
         # mutations: explicit inputs and closed-over tensors modified in place
         entry.mutations = []
@@ -501,7 +468,7 @@ class CompiledFunction:
         for t in imp:
             arrays.append(t._data)
         need = entry.bwd is not None and ag._state["grad"]
-        before = {j: _copy(arrays[j]) for j in entry.saved_written} if need and \
+        before = {j: copy_array(arrays[j]) for j in entry.saved_written} if need and \
             entry.saved_written else None
         outs = entry.fwd(arrays)
         self.last_stats = entry.stats
@@ -530,11 +497,8 @@ class CompiledFunction:
             self._write_back(entry, leaves, imp, outs)
         for k, (kind, i) in entry.same_as_input.items():
             results[k] = leaves[i] if kind == "arg" else imp[i]
-        for k, ((kind, i), chain) in entry.views_of_input.items():
-            t = leaves[i] if kind == "arg" else imp[i]
-            for op, params in chain:            # eager's own view ops: memory, version
-                t = apply(op, t, **params)      # counter and autograd shared with the input
-            results[k] = t
+        if entry.views_of_input:
+            replay_views(entry.views_of_input, leaves, imp, results)
         return _unspec(entry.out_spec, iter(results))
 
     def _write_back(self, entry, leaves, imp, outs) -> None:
