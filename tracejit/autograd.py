@@ -10,6 +10,7 @@ Tensor only by duck typing; tensor.py imports it, not the other way round.
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 import weakref
 
@@ -39,12 +40,58 @@ class _GradMode:
         return False
 
     def __call__(self, fn):
+        mode = self.mode
+        if inspect.isgeneratorfunction(fn):
+            return _generator_in_mode(fn, mode)
+
         @functools.wraps(fn)
         def wrapper(*a, **k):
-            with type(self)() if type(self) is not set_grad_enabled else \
-                    set_grad_enabled(self.mode):
+            with _Mode(mode):
                 return fn(*a, **k)
         return wrapper
+
+
+class _Mode:
+    """Grad mode `mode` inside a with block."""
+    __slots__ = ("mode", "prev")
+
+    def __init__(self, mode: bool) -> None:
+        self.mode = mode
+
+    def __enter__(self):
+        self.prev = _state["grad"]
+        _state["grad"] = self.mode
+
+    def __exit__(self, *exc):
+        _state["grad"] = self.prev
+        return False
+
+
+def _generator_in_mode(fn, mode: bool):
+    """A decorated generator function runs its body in `mode` at every resumption (torch),
+    not only in the call that makes the generator."""
+    @functools.wraps(fn)
+    def wrapper(*a, **k):
+        gen = fn(*a, **k)
+        try:
+            with _Mode(mode):
+                resp = gen.send(None)
+            while True:
+                try:
+                    req = yield resp
+                except GeneratorExit:
+                    with _Mode(mode):
+                        gen.close()
+                    raise
+                except BaseException as e:  # noqa: BLE001 - thrown in by the caller: pass on
+                    with _Mode(mode):
+                        resp = gen.throw(e)
+                else:
+                    with _Mode(mode):
+                        resp = gen.send(req)
+        except StopIteration as e:
+            return e.value
+    return wrapper
 
 
 class no_grad(_GradMode):
@@ -271,14 +318,18 @@ def run_backward(Tensor, roots, grads, *, retain_graph=False, create_graph=False
         root_edges.append((e, g))
     deps = _collect([e[0] for e, _ in root_edges])
     targets = None
+    non_leaves = []                 # (tensor, position) of inputs that have a history
     if inputs is not None:
-        targets = {}
+        targets = {}                # key -> positions in `inputs` (a tensor may repeat)
         for i, t in enumerate(inputs):
             e = _edge(t)
             if e is None:
                 raise RuntimeError(f"One of the differentiated Tensors (input {i}) does not "
                                    f"require grad")
-            targets[e if not _is_leaf_key(e[0]) else e[0]] = i
+            leaf = _is_leaf_key(e[0])
+            targets.setdefault(e[0] if leaf else e, []).append(i)
+            if not leaf:
+                non_leaves.append((t, i))
         needed = _needed([e[0] for e, _ in root_edges], targets)
     captured = [None] * (len(inputs) if inputs is not None else 0)
     stored_ids = {id(g._data) for _, g in root_edges}
@@ -302,9 +353,9 @@ def run_backward(Tensor, roots, grads, *, retain_graph=False, create_graph=False
                 slots = _node_hooks(node, slots, create_graph, stored_ids)
             if targets is not None:
                 for i in range(node.n_out):
-                    j = targets.get((node, i))
-                    if j is not None and slots is not None:
-                        captured[j] = slots[i]
+                    for j in targets.get((node, i), ()):
+                        if slots is not None:
+                            captured[j] = slots[i]
                 run = id(node) in needed
             else:
                 run = True
@@ -329,6 +380,12 @@ def run_backward(Tensor, roots, grads, *, retain_graph=False, create_graph=False
                 node.release()
     finally:
         _state["grad"] = prev
+    if accumulate:
+        # backward(inputs=[y]) with y not a leaf: torch fills y.grad too
+        for t, j in non_leaves:
+            if captured[j] is not None:
+                _finish_leaf(t, [captured[j]], None, None, True, create_graph, stored_ids,
+                             hooks=False)
     if inputs is not None and not accumulate:
         for i, c in enumerate(captured):
             if c is None and not allow_unused:
@@ -406,7 +463,7 @@ def _node_hooks(node, slots, create_graph, taken):
                     taken.add(id(slots[i]._data))  # the hook may keep it
                     r = h(slots[i])
                     if r is not None:
-                        slots[i] = r
+                        slots[i] = _checked_hook_result(h, slots[i], r)
     if node.retains:
         for i, ref in node.retains.items():
             t = ref()
@@ -418,6 +475,17 @@ def _node_hooks(node, slots, create_graph, taken):
                     taken.add(id(g._data))
                 t.grad = g if t.grad is None else t.grad + g
     return slots
+
+
+def _checked_hook_result(hook, g, r):
+    """A tensor hook may replace a gradient only by one of its shape and dtype (torch)."""
+    if tuple(r.shape) != tuple(g.shape):
+        raise RuntimeError(f"hook '{getattr(hook, '__name__', hook)}' has changed the size of "
+                           f"value (from {list(g.shape)} to {list(r.shape)})")
+    if r.dtype is not g.dtype:
+        raise RuntimeError(f"hook '{getattr(hook, '__name__', hook)}' has changed the type of "
+                           f"value (from {g.dtype.name} to {r.dtype.name})")
+    return r
 
 
 def zero_grads(params, set_to_none: bool = True) -> None:
@@ -447,22 +515,23 @@ def _only_view_count() -> int:
 _ONLY_VIEW = _only_view_count()
 
 
-def _finish_leaf(t, slots, targets, captured, accumulate, create_graph, stored_ids):
+def _finish_leaf(t, slots, targets, captured, accumulate, create_graph, stored_ids,
+                 hooks=True):
     g = slots[0] if slots else None
     if g is None:
         return
-    for h in list(t._hooks or ()):
+    js = targets.get(t) if targets is not None else None
+    if targets is not None and js is None:
+        return                      # not differentiated: its hooks do not run (torch)
+    for h in list(t._hooks or ()) if hooks else ():
         stored_ids.add(id(g._data))  # the hook may keep it
         r = h(g)
         if r is not None:
-            g = r
-    if targets is not None:
-        j = targets.get(t)
-        if j is None:
-            return
-        if not accumulate:
+            g = _checked_hook_result(h, g, r)
+    if js is not None and not accumulate:
+        for j in js:
             captured[j] = g
-            return
+        return
     if not accumulate:
         return
     if not create_graph:

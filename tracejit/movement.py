@@ -319,10 +319,7 @@ def gather(self, dim, index):
     bad = out_of_range(index, n)
     if bad is not None:
         raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {n}")
-    if not _checked_here(index):
-        # traced or on the GPU (no host values to check): a negative entry becomes n, which
-        # the index's own bounds check reports (an IndexError, where it is checked)
-        index = index.where(index >= 0, n)
+    index = negatives_out_of_range(index, n)
     from .factories import arange
     keys = []
     for i in range(self.ndim):
@@ -339,6 +336,13 @@ def _checked_here(index) -> bool:
     """Whether index's values are on the host now (eager CPU, not being traced)."""
     from .tensor import _tracer
     return type(index._data) is np.ndarray and not _tracer["active"]
+
+
+def negatives_out_of_range(index, n: int):
+    """index, or, traced or on the GPU (no host values to check), index with its negative
+    entries made n: the index op's own bounds check (an IndexError where it is checked) then
+    reports them, where it would count them from the end."""
+    return index if _checked_here(index) else index.where(index >= 0, n)
 
 
 def out_of_range(index, n: int, skip=None):

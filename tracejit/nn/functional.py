@@ -11,6 +11,7 @@ import warnings
 
 from .. import autograd as ag
 from ..factories import arange, rand
+from ..movement import negatives_out_of_range, out_of_range
 from ..movement import pad  # noqa: F401  (F.pad, as torch.nn.functional.pad)
 from ..tensor import Tensor
 from .conv import avg_pool2d, conv1d, conv2d, max_pool2d  # noqa: F401
@@ -43,20 +44,28 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
              inplace: bool = False) -> Tensor:
     # the gradient is 0 at and beyond the bounds (clamp's flows at the bounds), and passes at
     # NaN, as torch's hardtanh backward: the clamped value enters detached
-    inside = ~((input <= min_val) | (input >= max_val))
-    out = input.where(inside, input.clamp(min_val, max_val).detach())
-    return input.copy_(out) if inplace else out
+    return _maybe_in_place(input, inplace, lambda x: x.where(
+        ~((x <= min_val) | (x >= max_val)), x.clamp(min_val, max_val).detach()))
+
+
+def _maybe_in_place(input: Tensor, inplace: bool, f) -> Tensor:
+    """f(input), or, in place, f(input) written into input. The ops of f save their input for
+    the backward, and the write changes it (a version error at backward): while autograd
+    records, f reads a copy (torch's in-place kernels save their result instead)."""
+    if not inplace:
+        return f(input)
+    src = input.clone() if input.requires_grad and ag.is_grad_enabled() else input
+    return input.copy_(f(src))
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    out = input.where(input > 0, input * negative_slope)
-    return input.copy_(out) if inplace else out
+    return _maybe_in_place(input, inplace, lambda x: x.where(x > 0, x * negative_slope))
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     # expm1 of the clamped input: the unused branch must not overflow to inf (inf * 0 = nan)
-    out = input.where(input > 0, input.clamp(max=0.0).expm1() * alpha)
-    return input.copy_(out) if inplace else out
+    return _maybe_in_place(input, inplace, lambda x: x.where(
+        x > 0, x.clamp(max=0.0).expm1() * alpha))
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -71,8 +80,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
-    out = input * input.sigmoid()
-    return input.copy_(out) if inplace else out
+    return _maybe_in_place(input, inplace, lambda x: x * x.sigmoid())
 
 
 def mish(input: Tensor) -> Tensor:
@@ -226,11 +234,9 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
     if not training or p == 0.0:
         return input
     if p == 1.0:
-        out = input * 0.0
-    else:
-        keep = rand(input.shape) < (1.0 - p)
-        out = input * keep.to(input.dtype) * (1.0 / (1.0 - p))
-    return input.copy_(out) if inplace else out
+        return _maybe_in_place(input, inplace, lambda x: x * 0.0)
+    keep = (rand(input.shape) < (1.0 - p)).to(input.dtype)
+    return _maybe_in_place(input, inplace, lambda x: x * keep * (1.0 / (1.0 - p)))
 
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
@@ -244,7 +250,10 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
     if max_norm is not None or scale_grad_by_freq or sparse:
         raise NotImplementedError("embedding(): max_norm, scale_grad_by_freq and sparse are not "
                                   "supported by tracejit")
-    out = weight[input]
+    n = weight.shape[0]
+    if out_of_range(input, n) is not None:          # (torch's words)
+        raise IndexError("index out of range in self")
+    out = weight[negatives_out_of_range(input, n)]
     if padding_idx is not None:
         if padding_idx < 0:
             padding_idx += weight.shape[0]

@@ -85,7 +85,10 @@ class Module:
             raise AttributeError(f"cannot assign {what} before Module.__init__() call (call "
                                  f"super().__init__() first in {type(self).__name__}.__init__)")
 
-    def _check_name(self, name, kind: str) -> None:
+    def _check_name(self, name, kind: str, *taken) -> None:
+        """`taken`: the other kinds' dicts, where the name may not be (a buffer registered
+        over a parameter would overwrite its state_dict entry); attribute assignment drops
+        the old one first."""
         if not isinstance(name, str):
             raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
         if "." in name or name == "":
@@ -94,10 +97,12 @@ class Module:
         if hasattr(self, name) and name not in self._parameters and name not in self._buffers \
                 and name not in self._modules:
             raise KeyError(f"attribute '{name}' already exists")
+        if any(name in t for t in taken):
+            raise KeyError(f"attribute '{name}' already exists")
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         self._check_init("parameters")
-        self._check_name(name, "parameter")
+        self._check_name(name, "parameter", self._buffers, self._modules)
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot assign '{_type_name(param)}' object to parameter '{name}' "
                             f"(tracejit.nn.Parameter or None required)")
@@ -109,7 +114,7 @@ class Module:
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         self._check_init("buffers")
-        self._check_name(name, "buffer")
+        self._check_name(name, "buffer", self._parameters, self._modules)
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"cannot assign '{_type_name(tensor)}' object to buffer '{name}' "
                             f"(Tensor or None required)")

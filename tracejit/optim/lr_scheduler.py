@@ -6,6 +6,7 @@ chainable (recursive) formulas are PyTorch's, so the learning rates match step b
 """
 from __future__ import annotations
 
+import bisect
 import math
 import types
 from collections.abc import Callable
@@ -30,7 +31,11 @@ class LRScheduler:
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._step_count = 0
+        # the constructor's step: a scheduler resumed at last_epoch = k keeps the lr it finds
+        # (torch's _initial_mode), where get_lr would move it one step further
+        self._is_initial = True
         self.step()
+        self._is_initial = False
 
     def get_lr(self) -> list:
         raise NotImplementedError
@@ -93,6 +98,10 @@ class MultiStepLR(LRScheduler):
         k = self.milestones.count(self.last_epoch)
         return [g["lr"] * self.gamma ** k for g in self.optimizer.param_groups]
 
+    def _get_closed_form_lr(self) -> list:
+        k = bisect.bisect_right(self.milestones, self.last_epoch)
+        return [b * self.gamma ** k for b in self.base_lrs]
+
 
 class ExponentialLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
@@ -100,9 +109,12 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
-        if self.last_epoch == 0:
+        if self._is_initial:
             return [g["lr"] for g in self.optimizer.param_groups]
         return [g["lr"] * self.gamma for g in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self) -> list:
+        return [b * self.gamma ** self.last_epoch for b in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -117,7 +129,7 @@ class CosineAnnealingLR(LRScheduler):
     def get_lr(self) -> list:
         e, T, lo = self.last_epoch, self.T_max, self.eta_min
         groups = self.optimizer.param_groups
-        if e == 0:
+        if self._is_initial:
             return [g["lr"] for g in groups]
         if self._step_count == 1 and e > 0:
             return [lo + (b - lo) * (1 + math.cos(e * math.pi / T)) / 2 for b in self.base_lrs]

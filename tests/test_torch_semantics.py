@@ -1,0 +1,127 @@
+"""Behaviours of the autograd API, modules, layers and schedulers where tracejit differed from
+torch 2.13 (found by comparing the two); each test states torch's behaviour."""
+import numpy as np
+import pytest
+
+import tracejit as tj
+
+F = tj.nn.functional
+
+
+def test_backward_inputs_fills_the_grad_of_a_non_leaf():
+    x = tj.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 2.0
+    (y * y).sum().backward(inputs=[y])
+    assert y.grad.tolist() == [4.0, 8.0, 12.0] and x.grad is None
+
+
+def test_autograd_grad_of_a_repeated_input_and_hooks_of_leaves_not_differentiated():
+    x = tj.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    for unused in (False, True):
+        g = tj.autograd.grad((x * 6.0).sum(), [x, x], allow_unused=unused)
+        assert [t.tolist() for t in g] == [[6.0] * 3, [6.0] * 3]
+    w = tj.tensor([1.0, 1.0, 1.0], requires_grad=True)
+    calls = []
+    x.register_hook(lambda g: calls.append(1))
+    tj.autograd.grad((x * w).sum(), w)
+    (x * w).sum().backward(inputs=[w])
+    assert calls == [] and x.grad is None and w.grad.tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("leaf", [True, False])
+def test_a_hook_may_not_change_the_gradients_shape_or_dtype(leaf):
+    for hook, what in ((lambda g: g[:1], "size"), (lambda g: g.double(), "type")):
+        x = tj.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        y = x if leaf else x * 2.0
+        y.register_hook(hook)
+        with pytest.raises(RuntimeError, match=f"has changed the {what} of value"):
+            (y * y).sum().backward()
+
+
+def test_grad_mode_decorators_cover_a_generators_body():
+    x = tj.tensor([1.0, 2.0], requires_grad=True)
+
+    @tj.no_grad()
+    def gen():
+        sent = yield (x * 2.0).requires_grad, tj.is_grad_enabled()
+        yield sent, tj.is_grad_enabled()
+    g = gen()
+    assert next(g) == (False, False) and tj.is_grad_enabled()
+    assert g.send(5) == (5, False) and tj.is_grad_enabled()
+
+
+def test_grad_setter_checks_shape_and_dtype():
+    x = tj.zeros(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="gradient of size"):
+        x.grad = tj.zeros(4)
+    with pytest.raises(RuntimeError, match="gradient with dtype 'float64'"):
+        x.grad = tj.zeros(3, dtype=tj.float64)
+    x.grad = tj.ones(3)
+    assert x.grad.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_module_names_are_not_shared_between_parameters_and_buffers():
+    m = tj.nn.Module()
+    m.register_buffer("a", tj.ones(1))
+    with pytest.raises(KeyError, match="attribute 'a' already exists"):
+        m.register_parameter("a", tj.nn.Parameter(tj.zeros(1)))
+    m.a = tj.nn.Parameter(tj.zeros(1))        # assignment replaces the buffer
+    assert list(m.state_dict()) == ["a"] and list(dict(m.named_buffers())) == []
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_embedding_rejects_negative_indices(compiled):
+    e = tj.nn.Embedding(3, 2)
+    f = tj.compile(lambda i: e(i)) if compiled else e
+    assert tuple(f(tj.tensor([0, 2])).shape) == (2, 2)
+    for bad in ([-1], [3]):
+        with pytest.raises(IndexError):
+            f(tj.tensor(bad))
+
+
+@pytest.mark.parametrize("name", ["LeakyReLU", "ELU", "SiLU", "ReLU6"])
+def test_in_place_activations_train(name):
+    """The in-place forms write their result into the input and still have a backward."""
+    v = np.array([[-1.0, 2.0, -3.0, 0.5, 7.0]], np.float32)
+    grads = []
+    for inplace in (False, True):
+        x = tj.tensor(v, requires_grad=True)
+        y = x * 1.0
+        out = getattr(tj.nn, name)(inplace=inplace)(y)
+        assert (out is y) == inplace
+        (out * tj.tensor([[1.0, 2.0, 3.0, 4.0, 5.0]])).sum().backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_allclose(grads[1], grads[0])
+    x = tj.tensor([[1.0, 2.0]], requires_grad=True)
+    y = x * 1.0
+    F.dropout(y, 0.5, True, inplace=True).sum().backward()
+    assert set(x.grad.numpy().ravel().tolist()) <= {0.0, 2.0}
+
+
+def _lrs(make, last_epoch=-1, jump=None):
+    p = tj.nn.Parameter(tj.zeros(2))
+    opt = tj.optim.SGD([p], lr=0.1)
+    if last_epoch != -1:
+        opt.param_groups[0]["initial_lr"] = 0.2
+    s = make(opt, last_epoch)
+    out = [opt.param_groups[0]["lr"]]
+    if jump is not None:
+        s.step(jump)
+        out.append(opt.param_groups[0]["lr"])
+    for _ in range(3):
+        opt.step()
+        s.step()
+        out.append(opt.param_groups[0]["lr"])
+    return out
+
+
+def test_schedulers_resume_without_moving_and_jump_to_an_epoch():
+    S = tj.optim.lr_scheduler
+    exp = _lrs(lambda o, e: S.ExponentialLR(o, 0.5, last_epoch=e), last_epoch=4)
+    np.testing.assert_allclose(exp, [0.1, 0.05, 0.025, 0.0125])
+    cos = _lrs(lambda o, e: S.CosineAnnealingLR(o, T_max=6, last_epoch=e), last_epoch=4)
+    assert cos[0] == 0.1
+    multi = _lrs(lambda o, e: S.MultiStepLR(o, [2, 4], 0.5, last_epoch=e), jump=5)
+    np.testing.assert_allclose(multi[:2], [0.1, 0.025])
+    exp = _lrs(lambda o, e: S.ExponentialLR(o, 0.5, last_epoch=e), jump=5)
+    np.testing.assert_allclose(exp[:2], [0.1, 0.1 * 0.5 ** 5])
