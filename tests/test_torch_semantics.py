@@ -125,3 +125,70 @@ def test_schedulers_resume_without_moving_and_jump_to_an_epoch():
     np.testing.assert_allclose(multi[:2], [0.1, 0.025])
     exp = _lrs(lambda o, e: S.ExponentialLR(o, 0.5, last_epoch=e), jump=5)
     np.testing.assert_allclose(exp[:2], [0.1, 0.1 * 0.5 ** 5])
+
+
+def test_augmented_assignments_update_in_place():
+    a = tj.tensor([[2.0, 3.0], [4.0, 5.0]])
+    v = a[0]
+    v **= 2
+    assert a.tolist() == [[4.0, 9.0], [4.0, 5.0]]
+    m = tj.tensor([True, False])
+    alias = m
+    m |= tj.tensor([False, True])
+    m &= tj.tensor([True, True])
+    m ^= tj.tensor([False, True])
+    assert alias is m and alias.tolist() == [True, False]
+    x = tj.tensor([7, 8])
+    y = x
+    y //= 2
+    y %= 3
+    assert y is x and x.tolist() == [0, 1]
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        x **= 0.5
+
+
+def test_view_dtype_reinterprets_bits_and_shares_memory():
+    x = tj.tensor([1.0, -2.0])
+    v = x.view(tj.int32)
+    assert v.tolist() == [1065353216, -1073741824]
+    v[0] = 0
+    assert x.tolist() == [0.0, -2.0]
+    assert tuple(tj.tensor([1, 2], dtype=tj.int32).view(tj.int64).shape) == (1,)
+
+
+def test_float16_mean_and_var_accumulate_in_float32():
+    x = tj.full((1000,), 100.0, dtype=tj.float16)
+    assert x.mean().item() == 100.0 and x.mean().dtype is tj.float16
+    assert x.var().item() == 0.0
+    assert F.mse_loss(x, x * 0.0).item() == 10000.0
+    assert np.isfinite(F.layer_norm(x.reshape(1, 1000), (1000,)).float().numpy()).all()
+
+
+def test_factories_and_reductions_take_dtypes_as_torch():
+    assert tj.arange(tj.tensor(0.5), tj.tensor(2.0)).tolist() == [0.5, 1.5]
+    assert tj.arange(0, 2, tj.tensor(0.5)).tolist() == [0.0, 0.5, 1.0, 1.5]
+    assert tj.zeros(2, dtype=float).dtype is tj.float64      # Python float is float64
+    assert tj.tensor([1, 2]).to(float).dtype is tj.float64
+    s = tj.tensor([100, 100]).sum(dtype=tj.int8)
+    assert s.dtype is tj.int8 and s.item() == -56            # accumulated in int8: wraps
+    assert tj.tensor([1, 2]).sum(dtype=tj.bool).item() is True
+    assert tj.tensor([[1, 2], [3, 4]]).prod(dtype=tj.int32).dtype is tj.int32
+    for fill in (lambda: tj.full((2,), float("inf"), dtype=tj.int64),
+                 lambda: tj.zeros(3, dtype=tj.int32).masked_fill(tj.tensor([True] * 3), np.nan),
+                 lambda: tj.ones(2, dtype=tj.int32).new_full((2,), float("nan"))):
+        with pytest.raises(RuntimeError, match="without overflow"):
+            fill()
+    a = np.array([1.0, 2.0])
+    t = tj.as_tensor(a)
+    a[0] = 9.0
+    assert t.tolist() == [9.0, 2.0]                          # shares memory
+    assert tuple(tj.cat([tj.zeros(2, 3), tj.tensor([])]).shape) == (2, 3)
+
+
+def test_is_contiguous_of_a_traced_value_breaks_the_graph():
+    """The trace does not know a traced value's layout: the call runs eagerly (warning)."""
+    f = tj.compile(lambda x: x * 2.0 if x.is_contiguous() else x * 3.0)
+    x = tj.arange(16.0).reshape(4, 4)
+    with pytest.warns(RuntimeWarning, match="is_contiguous"):
+        assert f(x.t())[0].tolist() == [0.0, 12.0, 24.0, 36.0]
+    assert f(x)[0].tolist() == [0.0, 2.0, 4.0, 6.0]

@@ -148,6 +148,7 @@ def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
     d = _dtype(dtype) or D.scalar_dtype(fill_value)
+    D.check_fill(fill_value, d)
     return _new(np.full(_shape((size,)), fill_value, d.np), requires_grad, device)
 
 
@@ -183,12 +184,20 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if (end - start) * step < 0:
         raise RuntimeError(f"arange(): upper bound and larger bound inconsistent with step sign "
                            f"(start={start}, end={end}, step={step})")
+    start, end, step = (_number(v) for v in (start, end, step))   # (0-d tensors too)
     is_float = any(isinstance(v, float) for v in (start, end, step))
     d = _dtype(dtype) or (D.float32 if is_float else D.int64)
     n = int(np.ceil((end - start) / step))
     arr = (start + np.arange(n, dtype=np.float64) * step) if is_float else \
         np.arange(start, end, step)
     return _new(arr.astype(d.np), requires_grad, device)
+
+
+def _number(v):
+    """A 0-d tensor or numpy scalar as the Python number it holds (a float stays a float)."""
+    if isinstance(v, Tensor) or isinstance(v, np.generic):
+        return v.item()
+    return v
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:

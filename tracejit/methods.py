@@ -170,6 +170,7 @@ del Tensor.where_
 def masked_fill(self, mask, value):
     # the result keeps self's dtype (torch casts the fill value: 1.5 fills an int tensor as 1)
     if not isinstance(value, Tensor):
+        D.check_fill(value, self.dtype)
         value = _created(Tensor._make(np.asarray(value).astype(self._data.dtype)))
     elif value.dtype is not self.dtype:
         value = value.to(self.dtype)
@@ -264,7 +265,9 @@ def contiguous(self, memory_format=None):
 
 @method
 def is_contiguous(self, memory_format=None) -> bool:
-    return self._is_symbolic or bool(self._data.flags.c_contiguous)
+    if self._is_symbolic:   # a traced value's layout is not known (the key has no strides)
+        return bool(self._value("is_contiguous() of a traced tensor"))
+    return bool(self._data.flags.c_contiguous)
 
 
 @method
@@ -296,7 +299,9 @@ def new_tensor(self, data, dtype=None, requires_grad=False):
 def _new_full(self, size, value, dtype):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
-    dt = (D.get_dtype(dtype) if dtype is not None else self.dtype).name
+    d = D.get_dtype(dtype) if dtype is not None else self.dtype
+    D.check_fill(value, d)
+    dt = d.name
     if self.is_cuda:  # made on the GPU, not copied there
         from . import cuda
         return Tensor._make(cuda.full(tuple(int(s) for s in size), value, dt))
@@ -434,6 +439,12 @@ for _n in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "neg", "abs", "floor
            "round", "trunc", "sin", "cos", "reciprocal"):
     _inplace_method(_n + "_", (lambda n: lambda t: getattr(t, n)())(_n))
 Tensor.clip_ = Tensor.clamp_
+_inplace_method("__ipow__", lambda t, o: t ** o)        # x **= y updates x (and its views)
+_inplace_method("__ifloordiv__", lambda t, o: t // o)
+_inplace_method("__imod__", lambda t, o: t % o)
+_inplace_method("__iand__", lambda t, o: t & o)
+_inplace_method("__ior__", lambda t, o: t | o)
+_inplace_method("__ixor__", lambda t, o: t ^ o)
 Tensor.__iadd__ = Tensor.add_
 Tensor.__isub__ = Tensor.sub_
 Tensor.__imul__ = Tensor.mul_
@@ -445,14 +456,22 @@ return_types = collections.namedtuple("max", ["values", "indices"])
 
 @both
 def sum(self, dim=None, keepdim=False, *, dtype=None):
-    x = self if dtype is None else self.to(dtype)
-    return apply(R["sum"], x, dims=_rdims(dim, x.ndim), keepdim=keepdim)
+    return _reduce_as(R["sum"], self, dim, keepdim, dtype)
 
 
 @both
 def prod(self, dim=None, keepdim=False, *, dtype=None):
-    x = self if dtype is None else self.to(dtype)
-    return apply(R["prod"], x, dims=_rdims(dim, x.ndim), keepdim=keepdim)
+    return _reduce_as(R["prod"], self, dim, keepdim, dtype)
+
+
+def _reduce_as(op, x, dim, keepdim, dtype):
+    """A sum or product, of and in `dtype` when given (an int8 sum wraps, a bool one is
+    any(), as torch; the op itself widens integers to int64)."""
+    if dtype is None:
+        return apply(op, x, dims=_rdims(dim, x.ndim), keepdim=keepdim)
+    x = x.to(dtype)
+    out = apply(op, x, dims=_rdims(dim, x.ndim), keepdim=keepdim)
+    return out if out.dtype is x.dtype else out.to(x.dtype)
 
 
 @both
@@ -461,6 +480,8 @@ def mean(self, dim=None, keepdim=False, *, dtype=None):
     if not x.dtype.is_floating_point:
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
                            f"floating point or complex dtype. Got: {x.dtype.name}")
+    if x.dtype is D.float16:    # accumulated in float32, as torch (a float16 sum overflows)
+        return x.float().mean(dim, keepdim).half()
     dims = _rdims(dim, x.ndim)
     n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
     return apply(R["sum"], x, dims=dims, keepdim=keepdim) / float(n) if n else \
@@ -527,6 +548,8 @@ def any(self, dim=None, keepdim=False):
 def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
+    if self.dtype is D.float16:  # in float32, as torch
+        return self.float().var(dim, keepdim=keepdim, correction=correction).half()
     dims = _rdims(dim, self.ndim)
     n = int(np.prod([self.shape[d] for d in dims])) if dims else 1
     mu = self.mean(dims, keepdim=True)

@@ -7,6 +7,7 @@ import numpy as np
 
 from .methods import both, function, method
 from .ops import REGISTRY as R
+from .ops import dtypes as D
 from .tensor import Tensor, _norm_dim, apply, norm_dims
 
 
@@ -46,7 +47,7 @@ def reshape(self, *shape):
 @method
 def view(self, *shape):
     if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int)):
-        return self.to(shape[0])  # view(dtype) is only supported as a cast
+        return _view_dtype(self, shape[0])
     shape = _resolve(_sizes(shape), self.numel(), self.shape)
     if not self._is_symbolic:
         probe = self._data.view()
@@ -58,6 +59,26 @@ def view(self, *shape):
                 f"dimension spans across two contiguous subspaces); shape {list(self.shape)} -> "
                 f"{list(shape)}. Use .reshape(...) instead.") from None
     return apply(R["reshape"], self, shape=shape)
+
+
+def _view_dtype(self, dtype):
+    """The same bytes read as another dtype (torch's view(dtype)): a view sharing memory, not
+    a conversion. Eager CPU only (traced, it is a graph break)."""
+    d = D.get_dtype(dtype)
+    if self._is_symbolic:
+        self._value("view(dtype) of a traced tensor")
+    if self.is_cuda:
+        raise NotImplementedError("view(dtype) of a CUDA tensor is not supported by tracejit; "
+                                  "view it on the CPU (.cpu()) or convert with .to(dtype)")
+    if d is not self.dtype and self.requires_grad:
+        raise RuntimeError("view(dtype) of a tensor that requires grad is not differentiable; "
+                           "detach() it first")
+    try:
+        arr = self._data.view(d.np)
+    except ValueError as e:
+        raise RuntimeError(f"view(dtype): {e}") from None
+    base = self._base if self._base is not None else self
+    return Tensor._make(arr, False, None, self._version, base)
 
 
 @method
@@ -263,9 +284,16 @@ def cat(tensors, dim=0):
     tensors = [t for t in tensors]
     if not tensors:
         raise ValueError("torch.cat(): expected a non-empty list of Tensors")
+    full = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)]
+    if full and len(full) < len(tensors):
+        # torch skips legacy empty 1-D tensors (`acc = tensor([]); acc = cat([acc, x])`);
+        # their dtype still takes part in the result's
+        dt = tensors[0].dtype
+        for t in tensors[1:]:
+            dt = D.promote_types(dt, t.dtype)
+        return cat([t.to(dt) for t in full], dim)
     nd = tensors[0].ndim
     d = _norm_dim(dim, nd)
-    from .ops import dtypes as D
     dt = tensors[0].dtype
     for t in tensors[1:]:
         dt = D.promote_types(dt, t.dtype)

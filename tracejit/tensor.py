@@ -559,5 +559,10 @@ def call(name: str, *args, **params):
 def as_tensor(x, dtype=None) -> Tensor:
     if isinstance(x, Tensor):
         return x if dtype is None or x.dtype is dtype else x.to(dtype)
-    from .factories import tensor
+    from .factories import from_numpy, tensor
+    if type(x) is _ndarray and (dtype is None or D.get_dtype(dtype).np == x.dtype):
+        try:
+            return from_numpy(x)            # shares x's memory, as torch.as_tensor does
+        except TypeError:
+            pass                            # a dtype tensors do not have: tensor() says so
     return tensor(x, dtype=dtype)

@@ -62,8 +62,8 @@ def get_dtype(x) -> DType:
     """Accept a DType, a name ('float32'), a numpy dtype or a Python type (float, int, bool)."""
     if isinstance(x, DType):
         return x
-    if x is float:
-        return default_float
+    if x is float:          # torch: the Python float type is float64 (not the default dtype)
+        return float64
     if x is int:
         return default_int
     if x is bool:
@@ -127,3 +127,11 @@ def result_type(dim: list, zero: list, scalars: list) -> DType:
 
 def to_float(d: DType) -> DType:
     return d if d.is_floating_point else default_float
+
+
+def check_fill(value, dtype: "DType") -> None:
+    """torch refuses to fill an integer or bool tensor with NaN or an infinity (numpy would
+    store INT_MIN)."""
+    if not dtype.is_floating_point and isinstance(value, (float, np.floating)) and \
+            not np.isfinite(value):
+        raise RuntimeError(f"value cannot be converted to type {dtype.name} without overflow")
