@@ -192,3 +192,21 @@ def test_is_contiguous_of_a_traced_value_breaks_the_graph():
     with pytest.warns(RuntimeWarning, match="is_contiguous"):
         assert f(x.t())[0].tolist() == [0.0, 12.0, 24.0, 36.0]
     assert f(x)[0].tolist() == [0.0, 2.0, 4.0, 6.0]
+
+
+def test_list_elements_keep_their_dtypes_and_mistakes_torch_rejects_raise():
+    assert tj.tensor([tj.tensor(0.1, dtype=tj.float64)]).dtype is tj.float64
+    assert tj.tensor([np.float64(0.1)]).dtype is tj.float64
+    assert tj.tensor([tj.tensor(1, dtype=tj.int32)] * 2).dtype is tj.int32
+    assert tj.tensor([np.uint8(1)]).dtype is tj.uint8
+    assert tj.tensor([1, 2.5]).dtype is tj.float32
+    for bad, exc in ((lambda: tj.rand(2, dtype=tj.int64), NotImplementedError),
+                     (lambda: tj.randn(2, dtype=tj.int64), NotImplementedError),
+                     (lambda: tj.tensor([1, 2]).softmax(0), NotImplementedError),
+                     (lambda: tj.randperm(-1), RuntimeError),
+                     (lambda: tj.zeros(3).masked_fill(tj.tensor([True] * 3), tj.tensor([1.0])),
+                      RuntimeError),
+                     (lambda: tj.add(tj.tensor([1]), tj.tensor([1]), alpha=0.5), RuntimeError)):
+        with pytest.raises(exc):
+            bad()
+    assert tj.tensor([1, 2]).softmax(0, dtype=tj.float32).sum().item() == pytest.approx(1.0)

@@ -49,9 +49,11 @@ def _infer_dtype(data) -> D.DType:
             kinds.add(x.dtype)
         elif isinstance(x, (bool, np.bool_)):
             kinds.add(D.bool_)
-        elif isinstance(x, (int, np.integer)):
+        elif isinstance(x, (np.integer, np.floating)):     # keeps its dtype, as in torch
+            kinds.add(D.from_numpy_dtype(x.dtype))
+        elif isinstance(x, int):
             kinds.add(D.int64)
-        elif isinstance(x, (float, np.floating)):
+        elif isinstance(x, float):
             kinds.add(D.float32)
         else:
             raise TypeError(f"tensor(): cannot build a tensor from an element of type "
@@ -96,9 +98,9 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         D.from_numpy_dtype(data.dtype)
         arr = np.array(data, dtype=_dtype(dtype).np if dtype is not None else None, copy=True)
     else:
+        d = _dtype(dtype) or _infer_dtype(data)     # (before tensors become lists)
         if isinstance(data, (list, tuple)):
             data = _unwrap_nested(data)
-        d = _dtype(dtype) or _infer_dtype(data)
         try:
             arr = np.array(data, dtype=d.np)
         except ValueError as e:
@@ -211,14 +213,22 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _new(np.eye(n, m, dtype=_dtype(dtype, D.float32).np), requires_grad, device)
 
 
-def rand(*size, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
+def _float_dtype(dtype, what: str) -> D.DType:
     d = _dtype(dtype, D.float32)
+    if not d.is_floating_point:
+        raise NotImplementedError(f'"{what}" not implemented for {d.name} (random floats need a '
+                                  f'floating dtype)')
+    return d
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
+    d = _float_dtype(dtype, "rand")
     g = _gen(generator)
     return _new(g.random(_shape(size), dtype=np.float64).astype(d.np), requires_grad, device)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False, generator=None) -> Tensor:
-    d = _dtype(dtype, D.float32)
+    d = _float_dtype(dtype, "randn")
     g = _gen(generator)
     return _new(g.standard_normal(_shape(size)).astype(d.np), requires_grad, device)
 
@@ -236,6 +246,7 @@ def randint(low, high=None, size=None, dtype=None, device=None, generator=None) 
 
 
 def randperm(n, dtype=None, device=None, generator=None) -> Tensor:
+    _shape((n,))                    # (a negative n is an error, as torch)
     g = _gen(generator)
     return _new(g.permutation(n).astype(_dtype(dtype, D.int64).np), False, device)
 

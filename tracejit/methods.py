@@ -64,6 +64,10 @@ def _scaled(name: str, other, alpha):
         if not (_tracer["active"] and alpha.ndim == 0):
             raise TypeError(f"{name}(): argument 'alpha' must be Number, not Tensor")
         return other * alpha
+    if isinstance(alpha, float) and isinstance(other, Tensor) and \
+            not other.dtype.is_floating_point:
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating "
+                           "point number.")
     return other if alpha == 1 else other * alpha
 
 
@@ -169,6 +173,9 @@ del Tensor.where_
 @both
 def masked_fill(self, mask, value):
     # the result keeps self's dtype (torch casts the fill value: 1.5 fills an int tensor as 1)
+    if isinstance(value, Tensor) and value.ndim:
+        raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got "
+                           f"tensor with {value.ndim} dimension(s).")
     if not isinstance(value, Tensor):
         D.check_fill(value, self.dtype)
         value = _created(Tensor._make(np.asarray(value).astype(self._data.dtype)))
@@ -605,6 +612,9 @@ def isinf(self):
 @both
 def softmax(self, dim, dtype=None):
     x = self if dtype is None else self.to(dtype)
+    if not x.dtype.is_floating_point:
+        raise NotImplementedError(f"softmax() not implemented for {x.dtype.name} (pass "
+                                  f"dtype=tracejit.float32 or convert with .float())")
     e = (x - x.amax(dim, keepdim=True).detach()).exp()
     return e / e.sum(dim, keepdim=True)
 
@@ -612,5 +622,8 @@ def softmax(self, dim, dtype=None):
 @both
 def log_softmax(self, dim, dtype=None):
     x = self if dtype is None else self.to(dtype)
+    if not x.dtype.is_floating_point:
+        raise NotImplementedError(f"log_softmax() not implemented for {x.dtype.name} (pass "
+                                  f"dtype=tracejit.float32 or convert with .float())")
     z = x - x.amax(dim, keepdim=True).detach()
     return z - z.exp().sum(dim, keepdim=True).log()
