@@ -210,3 +210,12 @@ def test_list_elements_keep_their_dtypes_and_mistakes_torch_rejects_raise():
         with pytest.raises(exc):
             bad()
     assert tj.tensor([1, 2]).softmax(0, dtype=tj.float32).sum().item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_sign_of_nan_and_negative_zero_is_zero(compiled):
+    f = tj.compile(lambda x: x.sign()) if compiled else (lambda x: x.sign())
+    x = tj.tensor([float("nan"), -0.0, 0.0, -2.0, 3.0])
+    for _ in range(2):
+        out = f(x).numpy()
+        assert out.tolist() == [0.0, 0.0, 0.0, -1.0, 1.0] and not np.signbit(out[1])

@@ -124,10 +124,13 @@ elementwise("neg", 1, lambda m, x: m.neg(x), lambda g, out, x: (-g,), eager=np.n
             saves=(), bool_ok=False)
 elementwise("abs", 1, lambda m, x: m.abs(x), lambda g, out, x: (g * x.sign(),), eager=np.abs,
             saves=(0,), bool_ok=False)
+# as torch: (x > 0) - (x < 0), so NaN and -0.0 give +0 (numpy: nan, -0.0)
 elementwise("sign", 1,
             lambda m, x: m.select(m.gt(x, 0), m.const(1, x),
-                                  m.select(m.lt(x, 0), m.const(-1, x), m.mul(x, m.const(0, x)))),
-            lambda g, out, x: (_zeros(g),), eager=np.sign, saves=(), bool_ok=False)
+                                  m.select(m.lt(x, 0), m.const(-1, x), m.const(0, x))),
+            lambda g, out, x: (_zeros(g),),
+            eager=lambda x: np.sign(x) if x.dtype.kind != "f" else
+            (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype), saves=(), bool_ok=False)
 elementwise("exp", 1, lambda m, x: m.exp(x), lambda g, out, x: (g * out,), eager=np.exp,
             rule="float", saves=(OUT,))
 elementwise("exp2", 1, lambda m, x: m.exp(m.mul(x, _LN2)), lambda g, out, x: (g * out * _LN2,),
