@@ -219,3 +219,12 @@ def test_sign_of_nan_and_negative_zero_is_zero(compiled):
     for _ in range(2):
         out = f(x).numpy()
         assert out.tolist() == [0.0, 0.0, 0.0, -1.0, 1.0] and not np.signbit(out[1])
+
+
+def test_size_slices_and_sums_stay_sizes():
+    s = tj.ones(2, 3, 4).shape
+    assert isinstance(s[1:], tj.Size) and s[1:] == (3, 4)
+    assert isinstance(s + (5,), tj.Size) and isinstance((1,) + s, tj.Size)
+    assert (1,) + s == (1, 2, 3, 4) and type(s[0]) is int
+    with pytest.raises(TypeError):
+        s + [5]

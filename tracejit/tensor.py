@@ -358,6 +358,17 @@ class Size(tuple):
             n *= s
         return n
 
+    # a slice or a sum with a tuple stays a Size, as torch's
+    def __getitem__(self, i):
+        r = tuple.__getitem__(self, i)
+        return Size(r) if isinstance(i, slice) else r
+
+    def __add__(self, other):
+        return Size(tuple.__add__(self, other)) if isinstance(other, tuple) else NotImplemented
+
+    def __radd__(self, other):
+        return Size(other + tuple(self)) if isinstance(other, tuple) else NotImplemented
+
 
 def _norm_dim(dim: int, ndim: int) -> int:
     n = max(ndim, 1)
