@@ -758,3 +758,17 @@ def test_moving_to_the_host_inside_a_compiled_function_breaks_the_graph():
     g = tj.compile(lambda a: a.cuda() * 2.0)
     assert g(a).device.type == "cuda" and g(a).tolist() == [2.0, 2.0, 2.0]
     assert tj.compile(lambda a: a.cpu() * 2.0)(tj.ones(3)).device.type == "cpu"
+
+
+def test_zero_dim_uploads_and_pooling_helpers_on_the_gpu():
+    """A 0-d tensor stays 0-d on the GPU; pooling's and one_hot's helper index tensors are
+    made on the input's device."""
+    x = tj.tensor(2.0, device="cuda")
+    assert tuple(x.shape) == () and tuple((x + x).shape) == () and tuple(x.cpu().shape) == ()
+    assert tuple(tj.nn.BatchNorm1d(2).to("cuda").num_batches_tracked.shape) == ()
+    v = RNG.standard_normal((1, 1, 4, 4)).astype(np.float32)
+    F = tj.nn.functional
+    close(F.max_pool2d(tj.tensor(v, device="cuda"), 2), F.max_pool2d(tj.tensor(v), 2))
+    close(F.avg_pool2d(tj.tensor(v, device="cuda"), 3, 2, 1, count_include_pad=False),
+          F.avg_pool2d(tj.tensor(v), 3, 2, 1, count_include_pad=False))
+    assert F.one_hot(tj.tensor([0, 2], device="cuda"), 3).tolist() == [[1, 0, 0], [0, 0, 1]]

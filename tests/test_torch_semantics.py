@@ -228,3 +228,34 @@ def test_size_slices_and_sums_stay_sizes():
     assert (1,) + s == (1, 2, 3, 4) and type(s[0]) is int
     with pytest.raises(TypeError):
         s + [5]
+
+
+def test_numpy_arguments_of_a_compiled_function_are_not_baked_in():
+    x = tj.tensor([1.0, 2.0])
+    cf = tj.compile(lambda x, s: x * s)
+    for s in (1.0, 2.0, 3.0):
+        assert cf(x, np.float64(s)).tolist() == [s, 2 * s]
+        assert cf(x, np.int64(int(s))).tolist() == [s, 2 * s]
+    ca = tj.compile(lambda x, a: x + a[0])
+    a = np.array([1.0])
+    assert ca(x, a).tolist() == [2.0, 3.0]
+    a[0] = 10.0
+    assert ca(x, a).tolist() == [11.0, 12.0] and ca.compiles == 1
+
+
+def test_one_hot_normalize_pad_and_pooling_as_torch():
+    f = tj.compile(lambda x: F.one_hot(x, 3))
+    with pytest.warns(RuntimeWarning, match="one_hot"):         # checked eagerly
+        assert f(tj.tensor([0, 2])).tolist() == [[1, 0, 0], [0, 0, 1]]
+    with pytest.raises(RuntimeError, match="smaller than num_classes"):
+        f(tj.tensor([0, 5]))
+    x = tj.tensor([[0.5, -2.0, 1.0], [0.1, 0.2, 0.3]])
+    np.testing.assert_allclose(F.normalize(x, p=float("inf")).numpy(),
+                               [[0.25, -1.0, 0.5], [1 / 3, 2 / 3, 1.0]], rtol=1e-6)
+    np.testing.assert_allclose(F.normalize(x, p=0).numpy(), x.numpy() / 3.0, rtol=1e-6)
+    assert F.pad(tj.ones(2), (1, 1), value=None).tolist() == [0.0, 1.0, 1.0, 0.0]
+    big = tj.tensor([[[[16777217, 1], [2, 3]]]])
+    m = F.max_pool2d(big, 2)
+    assert m.dtype is tj.int64 and m.item() == 16777217
+    assert F.max_pool2d(big, 2, padding=1).tolist() == [[[[16777217, 1], [2, 3]]]]
+    assert F.avg_pool2d(tj.tensor([[[[-7, -2], [1, 3]]]]), 2).item() == -1    # truncates

@@ -392,6 +392,8 @@ def take_along_dim(input, indices, dim):
 
 @function
 def pad(input, pad, mode="constant", value=0.0):
+    if value is None:               # torch: None pads with 0
+        value = 0.0
     if mode != "constant":
         raise NotImplementedError(f"pad(): mode '{mode}' is not supported (only 'constant')")
     if len(pad) % 2 or len(pad) // 2 > input.ndim:

@@ -6,6 +6,9 @@ a spec that rebuilds the same nested structure around the compiled outputs.
 """
 from __future__ import annotations
 
+import numpy as np
+
+from ..ops import dtypes as D
 from ..tensor import Tensor, _ndarray
 
 
@@ -29,13 +32,32 @@ def _flatten(obj, leaves: list, key: list) -> None:
             _flatten(x, leaves, key)
     elif obj is None or t in (int, bool, str):
         key.append((t, obj))
+    elif isinstance(obj, np.generic) and not isinstance(obj, np.floating):
+        key.append((t, obj.item()))  # a numpy int or bool: static, by value, as an int
+    elif isinstance(obj, np.floating):
+        leaves.append(float(obj))    # a numpy float: a traced 0-d input, as a float
+        key.append(float)
+    elif t is _ndarray and _tensor_dtype(obj.dtype):
+        # an array is an input like a tensor (its values change between calls; keyed by
+        # identity, a trace would keep the first call's values)
+        leaves.append(Tensor._make(obj))
+        key.append((obj.shape, obj.dtype, False, "numpy"))
     else:
         key.append(("id", id(obj)))  # modules and other objects: static, by identity
 
 
+def _tensor_dtype(dtype) -> bool:
+    try:
+        D.from_numpy_dtype(dtype)
+        return True
+    except TypeError:
+        return False
+
+
 def _rebuild(obj, it):
     t = type(obj)
-    if isinstance(obj, Tensor) or t is float:
+    if isinstance(obj, Tensor) or t is float or isinstance(obj, np.floating) or \
+            (t is _ndarray and _tensor_dtype(obj.dtype)):
         return next(it)
     if t is tuple or t is list:
         return t(_rebuild(x, it) for x in obj)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..factories import arange, tensor
 from ..movement import pad, stack
 from ..ops import dtypes as D
@@ -144,12 +146,18 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
     x, batched, k, s, p, d, out, pads = _pool_args(input, kernel_size, stride, padding,
                                                    dilation, ceil_mode, "max_pool2d")
     w = x.shape[3]
-    if any(pads):
-        x = pad(x, pads, value=-math.inf)
+    if x.dtype.is_bool:
+        raise NotImplementedError("max_pool2d() is not implemented for bool tensors")
+    if any(pads):           # padding loses every max: -inf, or the dtype's smallest integer
+        x = pad(x, pads, value=-math.inf if x.dtype.is_floating_point else
+                int(np.iinfo(x.dtype.np).min))
     nk = k[0] * k[1]
     wins = stack(_windows(x, k, s, d, out), 2)                      # (N, C, K, ho, wo)
-    first = wins.argmax(2, keepdim=True) == arange(nk).reshape(1, 1, nk, 1, 1)
-    values = wins.where(first, 0.0).sum(2)
+    dev = input.device          # helper index tensors live where the input does
+    first = wins.argmax(2, keepdim=True) == arange(nk, device=dev).reshape(1, 1, nk, 1, 1)
+    values = wins.where(first, 0).sum(2)       # (an integer input stays integer)
+    if values.dtype is not x.dtype:
+        values = values.to(x.dtype)
     if not batched:
         values = values.squeeze(0)
     if not return_indices:
@@ -158,8 +166,8 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
     pos = []
     for i in range(k[0]):
         for j in range(k[1]):
-            ph = arange(out[0]).reshape(out[0], 1) * s[0] + (i * d[0] - p[0])
-            pw = arange(out[1]).reshape(1, out[1]) * s[1] + (j * d[1] - p[1])
+            ph = arange(out[0], device=dev).reshape(out[0], 1) * s[0] + (i * d[0] - p[0])
+            pw = arange(out[1], device=dev).reshape(1, out[1]) * s[1] + (j * d[1] - p[1])
             pos.append(ph * w + pw)
     idx = stack(pos, 0).reshape(1, 1, nk, out[0], out[1]).where(first, 0).sum(2)
     return values, (idx if batched else idx.squeeze(0))
@@ -185,8 +193,11 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
         if len(set(dh)) == 1 and len(set(dw)) == 1:
             res = total / float(dh[0] * dw[0])
         else:
-            div = tensor(dh, dtype=D.float64).reshape(out[0], 1) * tensor(dw, dtype=D.float64)
+            div = tensor(dh, dtype=D.float64, device=input.device).reshape(out[0], 1) * \
+                tensor(dw, dtype=D.float64, device=input.device)
             res = total / div.to(total.dtype)
+    if not input.dtype.is_floating_point:
+        res = res.to(input.dtype)               # torch: an integer mean truncates
     return res if batched else res.squeeze(0)
 
 

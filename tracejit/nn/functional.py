@@ -216,6 +216,12 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 
 
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    if p in (math.inf, -math.inf):      # torch's norm: the largest (smallest) |x|
+        a = input.abs()
+        norm = a.amax(dim, keepdim=True) if p > 0 else a.amin(dim, keepdim=True)
+        return input / norm.clamp(min=eps)
+    if p == 0:                          # the number of nonzeros
+        return input / (input != 0).sum(dim, keepdim=True).to(input.dtype).clamp(min=eps)
     # the norm's gradient is 0 at a zero norm, as torch's (not 0 * inf = nan)
     s = (input.abs() ** p).sum(dim, keepdim=True)
     nz = s != 0
@@ -266,7 +272,9 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """int64 tensor with a trailing dimension of size num_classes (max + 1 when -1)."""
     if not tensor.dtype.is_integer:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
-    if tensor.numel() and not tensor._is_symbolic:
+    if tensor._is_symbolic:         # the range check needs the values: eager (graph break)
+        tensor._value("one_hot()'s range check")
+    if tensor.numel():
         lo, hi = int(tensor.min()), int(tensor.max())
         if lo < 0:
             raise RuntimeError("Class values must be non-negative.")
@@ -276,4 +284,4 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
             raise RuntimeError("Class values must be smaller than num_classes.")
     elif num_classes == -1:
         raise RuntimeError("Can not infer total number of classes from empty tensor.")
-    return (tensor.unsqueeze(-1) == arange(num_classes)).long()
+    return (tensor.unsqueeze(-1) == arange(num_classes, device=tensor.device)).long()

@@ -225,7 +225,7 @@ _new = object.__new__
 
 def from_host(a: np.ndarray) -> CudaArray:
     check_dtype(a.dtype)
-    a = np.ascontiguousarray(a)
+    a = np.asarray(a, order="C")      # (not ascontiguousarray: it makes a 0-d array 1-d)
     flat = a.reshape(-1) if a.size else np.zeros(1, a.dtype)
     buf = cuda.to_device(flat)
     _live[id(buf)] = (buf, (flat.size, flat.dtype))
