@@ -259,3 +259,14 @@ def test_one_hot_normalize_pad_and_pooling_as_torch():
     assert m.dtype is tj.int64 and m.item() == 16777217
     assert F.max_pool2d(big, 2, padding=1).tolist() == [[[[16777217, 1], [2, 3]]]]
     assert F.avg_pool2d(tj.tensor([[[[-7, -2], [1, 3]]]]), 2).item() == -1    # truncates
+
+
+def test_invalid_conv_and_pool_settings_raise_and_empty_softmax():
+    x, w = tj.randn(1, 1, 5, 5), tj.randn(1, 1, 3, 3)
+    for bad in (lambda: F.conv2d(x, w, padding=-1), lambda: F.conv2d(x, w, dilation=0),
+                lambda: F.conv2d(x, w, stride=0), lambda: F.max_pool2d(x, 2, padding=-1),
+                lambda: F.max_pool2d(x, 0), lambda: F.avg_pool2d(x, 2, divisor_override=0),
+                lambda: F.conv2d(x, w, stride=(1, 1, 1))):
+        with pytest.raises(RuntimeError):
+            bad()
+    assert tj.zeros(0).softmax(0).tolist() == [] and tj.zeros(0).log_softmax(0).tolist() == []

@@ -615,6 +615,8 @@ def softmax(self, dim, dtype=None):
     if not x.dtype.is_floating_point:
         raise NotImplementedError(f"softmax() not implemented for {x.dtype.name} (pass "
                                   f"dtype=tracejit.float32 or convert with .float())")
+    if x.numel() == 0:
+        return x.clone()            # (no max to subtract over an empty dim)
     e = (x - x.amax(dim, keepdim=True).detach()).exp()
     return e / e.sum(dim, keepdim=True)
 
@@ -625,5 +627,7 @@ def log_softmax(self, dim, dtype=None):
     if not x.dtype.is_floating_point:
         raise NotImplementedError(f"log_softmax() not implemented for {x.dtype.name} (pass "
                                   f"dtype=tracejit.float32 or convert with .float())")
+    if x.numel() == 0:
+        return x.clone()            # (no max to subtract over an empty dim)
     z = x - x.amax(dim, keepdim=True).detach()
     return z - z.exp().sum(dim, keepdim=True).log()

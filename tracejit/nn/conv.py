@@ -20,12 +20,21 @@ from .module import Module
 from .parameter import Parameter
 
 
+# the smallest value each argument may take (torch raises RuntimeError below it)
+_LOWEST = {"stride": 1, "dilation": 1, "kernel_size": 1, "padding": 0}
+
+
 def _pair(v, name: str = "value") -> tuple[int, int]:
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {v}")
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
+            raise RuntimeError(f"{name} must be an int or a pair of ints, got {v}")
+        out = int(v[0]), int(v[1])
+    else:
+        out = int(v), int(v)
+    low = _LOWEST.get(name)
+    if low is not None and min(out) < low:
+        raise RuntimeError(f"{name} must be {'positive' if low else 'non-negative'}, got {v}")
+    return out
 
 
 def _windows(x: Tensor, k, s, d, out) -> list:
@@ -185,6 +194,8 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
     total = wins[0]
     for win in wins[1:]:
         total = total + win
+    if divisor_override is not None and divisor_override == 0:
+        raise RuntimeError("divisor must be not zero")
     if divisor_override:
         res = total / float(divisor_override)
     else:
