@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -772,3 +773,34 @@ def test_zero_dim_uploads_and_pooling_helpers_on_the_gpu():
     close(F.avg_pool2d(tj.tensor(v, device="cuda"), 3, 2, 1, count_include_pad=False),
           F.avg_pool2d(tj.tensor(v), 3, 2, 1, count_include_pad=False))
     assert F.one_hot(tj.tensor([0, 2], device="cuda"), 3).tolist() == [[1, 0, 0], [0, 0, 1]]
+
+
+def test_views_devices_and_inputs_gaining_grad_in_place():
+    """Eager view() of a CUDA tensor; a CPU 0-d leaf used in a CUDA op gets its gradient on
+    the CPU (an optimizer can update it); an in-place update making a compiled function's
+    input require grad keeps eager's gradients (the call runs eagerly)."""
+    a = tj.randn(2, 3, device="cuda")
+    assert tuple(a.view(3, 2).shape) == (3, 2) and tuple(a.view(-1).shape) == (6,)
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        a.t().view(-1)
+    c = tj.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], device="cuda", requires_grad=True)
+    s = tj.tensor(2.0, requires_grad=True)
+    (c * s).sum().backward()
+    assert s.grad.device.type == "cpu" and s.grad.item() == 21.0
+    tj.optim.SGD([s], lr=0.1).step()
+    assert s.item() == pytest.approx(-0.1, rel=1e-5)       # 2 - 0.1 * 21 in float32
+    with pytest.raises(RuntimeError, match="same device"):
+        tj.tensor(2.0).add_(tj.tensor(3.0, device="cuda"))
+
+    def f(x, k):
+        x.mul_(k)
+        return x
+    cf = tj.compile(f)
+    for _ in range(2):
+        x = tj.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], device="cuda")
+        k = tj.tensor(3.0, device="cuda", requires_grad=True)
+        w = tj.tensor(2.0, device="cuda", requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            (cf(x, k) * w).sum().backward()
+        assert x.requires_grad and k.grad.item() == 42.0 and w.grad.item() == 63.0

@@ -528,6 +528,8 @@ def _finish_leaf(t, slots, targets, captured, accumulate, create_graph, stored_i
         r = h(g)
         if r is not None:
             g = _checked_hook_result(h, g, r)
+    if g.is_cuda != t.is_cuda and t._data.ndim == 0:
+        g = g.to(t.device)          # a CPU 0-d leaf used in a CUDA op: its grad on the CPU
     if js is not None and not accumulate:
         for j in js:
             captured[j] = g

@@ -48,6 +48,10 @@ def commit(t: Tensor, result: Tensor) -> Tensor:
         result = result.to(t.dtype)
     if type(t._data) is not _ndarray or type(result._data) is not _ndarray:
         if not (t.is_cuda and result.is_cuda):
+            if not _tracer["active"]:       # concrete arrays on two devices
+                raise RuntimeError(f"Expected all tensors to be on the same device, but found "
+                                   f"at least two devices, {t.device} and {result.device}! "
+                                   f"(an in-place update writes into a {t.device} tensor)")
             _tracer["inplace"](t, result)
             return t
         t._data.copy_from(result._data)     # the GPU: a copy kernel into t's buffer

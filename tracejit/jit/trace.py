@@ -338,6 +338,11 @@ class Tracer:
         if id(t) not in self.mutations:
             self.mutations[id(t)] = (t, t._data)
         concrete = type(t._data) is _ndarray or _on_device(t._data)
+        if result.requires_grad and not t.requires_grad and (
+                concrete or any(t is s for s in self.stand_ins)):
+            # eager gives the input a history (x.mul_(s) with s requiring grad); a compiled
+            # call would return it without one, and gradients through it would be lost
+            self.graph_break("an in-place update that makes an input require grad")
         if concrete:
             self.node_of(t)  # a closed-over tensor: make sure it is an implicit input
         t._data = self.node_of(result)
