@@ -21,9 +21,25 @@ def is_grad_enabled() -> bool:
     return _state["grad"]
 
 
-class _GradMode:
-    """Base of no_grad / enable_grad / set_grad_enabled: context manager and decorator."""
+class _Mode:
+    """Grad mode `mode` inside a with block (the base of no_grad and its kin)."""
     mode = True
+
+    def __init__(self, mode: bool | None = None) -> None:
+        if mode is not None:
+            self.mode = mode
+
+    def __enter__(self):
+        self.prev = _state["grad"]
+        _state["grad"] = self.mode
+
+    def __exit__(self, *exc):
+        _state["grad"] = self.prev
+        return False
+
+
+class _GradMode(_Mode):
+    """Base of no_grad / enable_grad / set_grad_enabled: context manager and decorator."""
 
     def __new__(cls, orig_func=None):
         # `@no_grad` without parentheses decorates directly, as in torch 2.x
@@ -31,13 +47,8 @@ class _GradMode:
             return super().__new__(cls)
         return cls()(orig_func)
 
-    def __enter__(self):
-        self._prev = _state["grad"]
-        _state["grad"] = self.mode
-
-    def __exit__(self, *exc):
-        _state["grad"] = self._prev
-        return False
+    def __init__(self, orig_func=None) -> None:
+        pass                        # (the class's mode; set_grad_enabled sets its own)
 
     def __call__(self, fn):
         mode = self.mode
@@ -49,22 +60,6 @@ class _GradMode:
             with _Mode(mode):
                 return fn(*a, **k)
         return wrapper
-
-
-class _Mode:
-    """Grad mode `mode` inside a with block."""
-    __slots__ = ("mode", "prev")
-
-    def __init__(self, mode: bool) -> None:
-        self.mode = mode
-
-    def __enter__(self):
-        self.prev = _state["grad"]
-        _state["grad"] = self.mode
-
-    def __exit__(self, *exc):
-        _state["grad"] = self.prev
-        return False
 
 
 def _generator_in_mode(fn, mode: bool):
@@ -105,14 +100,14 @@ class enable_grad(_GradMode):
 class set_grad_enabled(_GradMode):
     def __init__(self, mode: bool) -> None:
         self.mode = bool(mode)
-        self._prev = _state["grad"]
+        self.prev = _state["grad"]
         _state["grad"] = self.mode  # takes effect when called, as torch's does
 
     def __enter__(self):
         pass
 
     def __call__(self, fn):
-        _state["grad"] = self._prev
+        _state["grad"] = self.prev
         return super().__call__(fn)
 
 
