@@ -443,6 +443,47 @@ def host_split(wid, scale, steps=50) -> str:
             f"(in {3 * steps} steps)")
 
 
+def launch_costs(wid, scale, reps=100) -> str:
+    """Per kernel of a compiled step: our packing, cuda.core's conversion of those parameters
+    (`ParamHolder`) against its conversion of numba's own packing, and the launch (pack,
+    convert, driver call). Older numba-cuda versions pack an array's fields as ctypes objects,
+    ~20x slower for cuda.core to convert than the Python ints `launch.Raw` keeps."""
+    from cuda.core._kernel_arg_handler import ParamHolder
+
+    import tracejit as tj
+    from tracejit.codegen.cuda import launch as L
+    step = compiled_step(wid, scale)
+    seen, plain = [], L.Launch.run
+    L.Launch.run = lambda self, args: (seen.append((self, list(args))), plain(self, args))
+    try:
+        step()
+    finally:
+        L.Launch.run = plain
+    tj.cuda.synchronize()
+
+    def us(f) -> float:
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            f()
+        return (time.perf_counter() - t0) / reps * 1e6
+    out = []
+    for la, args in seen:
+        raw = la.raw
+        if not raw:
+            out.append("raw launch refused")
+            continue
+        ours, numbas = raw.pack(args), []
+        for ty, v in zip(raw.types, args):
+            raw.prepare(ty, v, raw.stream, [], numbas)
+        kinds = "/".join(sorted({type(v).__name__ for v in numbas}))
+        go = us(lambda: raw.go(*ours))
+        tj.cuda.synchronize()
+        out.append(f"{len(ours)} params: pack {us(lambda: raw.pack(args)):.1f}, convert "
+                   f"{us(lambda: ParamHolder(ours)):.1f} (numba's {kinds}: "
+                   f"{us(lambda: ParamHolder(numbas)):.1f}), launch {go:.1f}")
+    return f"  {wid} launch costs (us per kernel): " + "; ".join(out)
+
+
 def host_profile(wid, scale, steps=20) -> str:
     """Where the host time of a compiled step goes (cProfile, top functions by own time)."""
     import cProfile
@@ -530,7 +571,8 @@ def main(argv=None) -> int:
             lines.append(f"  {wid}: failed: {type(e).__name__}: {e}"[:300])
     for extra in (lambda: row_lanes(scale, reps), lambda: launch_paths(scale, reps),
                   lambda: breakdown("W3", scale),
-                  lambda: breakdown("W4", scale), lambda: host_split("W4", scale),
+                  lambda: breakdown("W4", scale), lambda: launch_costs("W4", scale),
+                  lambda: host_split("W4", scale),
                   lambda: host_split("W3", scale), lambda: host_profile("W3", scale),
                   lambda: host_profile("W4", scale)):
         if time.perf_counter() - start < args.budget:
@@ -584,7 +626,14 @@ def _device() -> str:
         name = tj.cuda.get_device_name()
     except RuntimeError as e:
         name = f"no device ({e})"
-    return f"{name}; numba {numba.__version__}, numpy {np.__version__}"
+    from importlib import metadata
+    extra = []
+    for pkg in ("numba-cuda", "cuda-core"):
+        try:
+            extra.append(f", {pkg} {metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return f"{name}; numba {numba.__version__}{''.join(extra)}, numpy {np.__version__}"
 
 
 if __name__ == "__main__":
