@@ -21,6 +21,7 @@ toy sizes under Numba's CUDA simulator, to check this script without a GPU.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import tempfile
@@ -243,9 +244,15 @@ KERNELS: dict = {}
 
 def time_torch(wid, scale, reps):
     import torch
-    import torch.nn.functional as F
     if not torch.cuda.is_available():
         return None
+    return median_time(torch_step(wid, scale), torch.cuda.synchronize, reps)
+
+
+def torch_step(wid, scale):
+    """torch's fwd+bwd step of `wid` on the GPU (no arguments)."""
+    import torch
+    import torch.nn.functional as F
     _, arrays, rg, _ = workload(wid, scale)
     ins = [torch.tensor(a, device="cuda").requires_grad_(r) for a, r in zip(arrays, rg)]
     f = {"W1": lambda x, w, b: F.gelu(x * w + b, approximate="tanh").sum(),
@@ -265,7 +272,7 @@ def time_torch(wid, scale, reps):
         f(*ins).backward()
         if opt is not None:
             opt.step()
-    return median_time(step, torch.cuda.synchronize, reps)
+    return step
 
 
 def launch_paths(scale, reps) -> str:
@@ -444,10 +451,10 @@ def host_split(wid, scale, steps=50) -> str:
 
 
 def launch_costs(wid, scale, reps=100) -> str:
-    """Per kernel of a compiled step: our packing, cuda.core's conversion of those parameters
-    (`ParamHolder`) against its conversion of numba's own packing, and the launch (pack,
-    convert, driver call). Older numba-cuda versions pack an array's fields as ctypes objects,
-    ~20x slower for cuda.core to convert than the Python ints `launch.Raw` keeps."""
+    """Per kernel of a compiled step: our packing, and the launch through the driver directly
+    (`direct`, when `launch.Raw` chose it) against cuda.core's launch, with cuda.core's
+    conversion of our parameters and of numba's own packing (ctypes objects convert ~20x
+    slower than ints)."""
     from cuda.core._kernel_arg_handler import ParamHolder
 
     import tracejit as tj
@@ -465,29 +472,63 @@ def launch_costs(wid, scale, reps=100) -> str:
         t0 = time.perf_counter()
         for _ in range(reps):
             f()
-        return (time.perf_counter() - t0) / reps * 1e6
+        t = (time.perf_counter() - t0) / reps * 1e6
+        tj.cuda.synchronize()
+        return t
     out = []
     for la, args in seen:
         raw = la.raw
         if not raw:
             out.append("raw launch refused")
             continue
+        os.environ["TRACEJIT_CUDA_LAUNCH"] = "core"
+        try:
+            core = L.Raw.make(la.kernel, la.cfg, args)
+        finally:
+            del os.environ["TRACEJIT_CUDA_LAUNCH"]
         ours, numbas = raw.pack(args), []
         for ty, v in zip(raw.types, args):
             raw.prepare(ty, v, raw.stream, [], numbas)
         kinds = "/".join(sorted({type(v).__name__ for v in numbas}))
-        go = us(lambda: raw.go(*ours))
-        tj.cuda.synchronize()
-        out.append(f"{len(ours)} params: pack {us(lambda: raw.pack(args)):.1f}, convert "
-                   f"{us(lambda: ParamHolder(ours)):.1f} (numba's {kinds}: "
-                   f"{us(lambda: ParamHolder(numbas)):.1f}), launch {go:.1f}")
+        kind = "cuda.core" if isinstance(raw.go, functools.partial) else "direct"
+        line = f"{len(numbas)} params: pack {us(lambda: raw.pack(args)):.1f}, launch ({kind}) " \
+               f"{us(lambda: raw.go(*ours)):.1f}"
+        if core is not None and kind == "direct":
+            cp = core.pack(args)
+            line += f", cuda.core {us(lambda: core.go(*cp)):.1f}"
+        out.append(line + f" (cuda.core converts ours {us(lambda: ParamHolder(ours)):.1f}, "
+                   f"numba's {kinds} {us(lambda: ParamHolder(numbas)):.1f})")
     return f"  {wid} launch costs (us per kernel): " + "; ".join(out)
 
 
-def host_profile(wid, scale, steps=20) -> str:
-    """Where the host time of a compiled step goes (cProfile, top functions by own time)."""
+def versus_torch(wid, scale, pairs=300) -> str:
+    """Compiled and torch steps alternated one for one (each synchronised), so that a slow
+    spell of this shared host hits both: the medians, and how often the compiled step won."""
+    import torch
+
+    import tracejit as tj
+    ours = compiled_step(wid, scale)
+    theirs = torch_step(wid, scale)
+    for _ in range(3):
+        theirs()
+    torch.cuda.synchronize()
+    a, b = [], []
+    for _ in range(pairs):
+        for f, sync, ts in ((ours, tj.cuda.synchronize, a), (theirs, torch.cuda.synchronize, b)):
+            t0 = time.perf_counter()
+            f()
+            sync()
+            ts.append(time.perf_counter() - t0)
+    won = sum(x < y for x, y in zip(a, b)) / pairs
+    return (f"  {wid} alternated with torch ({pairs} pairs): compiled {np.median(a) * 1e3:.3f} "
+            f"ms, torch {np.median(b) * 1e3:.3f} ms ({np.median(b) / np.median(a):.2f}x); "
+            f"compiled faster in {won:.0%} of pairs")
+
+
+def host_profile(wid, scale, steps=200, top=14) -> str:
+    """Where the host time of a compiled step goes: cProfile's own and cumulative time per
+    step, in us (profiling inflates both), top functions by own time."""
     import cProfile
-    import io
     import pstats
 
     import tracejit as tj
@@ -498,12 +539,12 @@ def host_profile(wid, scale, steps=20) -> str:
         step()
     tj.cuda.synchronize()
     pr.disable()
-    buf = io.StringIO()
-    pstats.Stats(pr, stream=buf).sort_stats("tottime").print_stats(14)
-    body = buf.getvalue()
-    body = body[body.find("ncalls"):] if "ncalls" in body else body
-    return f"  host profile of {steps} {wid} compiled steps (cProfile, by own time):\n" + \
-        "\n".join("    " + ln for ln in body.rstrip().splitlines())
+    rows = sorted(pstats.Stats(pr).stats.items(), key=lambda kv: -kv[1][2])[:top]
+    lines = [f"    {tt / steps * 1e6:6.1f} {ct / steps * 1e6:7.1f} {nc / steps:5.1f}  "
+             f"{os.path.basename(f)}:{ln}({name})"
+             for (f, ln, name), (_, nc, tt, ct, _) in rows]
+    return (f"  host profile of {steps} {wid} compiled steps (us per step: own, cumulative, "
+            f"calls):\n" + "\n".join(lines))
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -572,6 +613,7 @@ def main(argv=None) -> int:
     for extra in (lambda: row_lanes(scale, reps), lambda: launch_paths(scale, reps),
                   lambda: breakdown("W3", scale),
                   lambda: breakdown("W4", scale), lambda: launch_costs("W4", scale),
+                  lambda: versus_torch("W4", scale), lambda: versus_torch("W3", scale),
                   lambda: host_split("W4", scale),
                   lambda: host_split("W3", scale), lambda: host_profile("W3", scale),
                   lambda: host_profile("W4", scale)):
