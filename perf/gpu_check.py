@@ -21,7 +21,6 @@ toy sizes under Numba's CUDA simulator, to check this script without a GPU.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 import tempfile
@@ -451,10 +450,10 @@ def host_split(wid, scale, steps=50) -> str:
 
 
 def launch_costs(wid, scale, reps=100) -> str:
-    """Per kernel of a compiled step: our packing, and the launch through the driver directly
-    (`direct`, when `launch.Raw` chose it) against cuda.core's launch, with cuda.core's
-    conversion of our parameters and of numba's own packing (ctypes objects convert ~20x
-    slower than ints)."""
+    """Per kernel of a compiled step: our packing, cuda.core's conversion of those parameters
+    (`ParamHolder`) against its conversion of numba's own packing, and the launch (pack,
+    convert, driver call). Older numba-cuda versions pack an array's fields as ctypes objects,
+    ~20x slower for cuda.core to convert than the Python ints `launch.Raw` keeps."""
     from cuda.core._kernel_arg_handler import ParamHolder
 
     import tracejit as tj
@@ -472,32 +471,22 @@ def launch_costs(wid, scale, reps=100) -> str:
         t0 = time.perf_counter()
         for _ in range(reps):
             f()
-        t = (time.perf_counter() - t0) / reps * 1e6
-        tj.cuda.synchronize()
-        return t
+        return (time.perf_counter() - t0) / reps * 1e6
     out = []
     for la, args in seen:
         raw = la.raw
         if not raw:
             out.append("raw launch refused")
             continue
-        os.environ["TRACEJIT_CUDA_LAUNCH"] = "core"
-        try:
-            core = L.Raw.make(la.kernel, la.cfg, args)
-        finally:
-            del os.environ["TRACEJIT_CUDA_LAUNCH"]
         ours, numbas = raw.pack(args), []
         for ty, v in zip(raw.types, args):
             raw.prepare(ty, v, raw.stream, [], numbas)
         kinds = "/".join(sorted({type(v).__name__ for v in numbas}))
-        kind = "cuda.core" if isinstance(raw.go, functools.partial) else "direct"
-        line = f"{len(numbas)} params: pack {us(lambda: raw.pack(args)):.1f}, launch ({kind}) " \
-               f"{us(lambda: raw.go(*ours)):.1f}"
-        if core is not None and kind == "direct":
-            cp = core.pack(args)
-            line += f", cuda.core {us(lambda: core.go(*cp)):.1f}"
-        out.append(line + f" (cuda.core converts ours {us(lambda: ParamHolder(ours)):.1f}, "
-                   f"numba's {kinds} {us(lambda: ParamHolder(numbas)):.1f})")
+        go = us(lambda: raw.go(*ours))
+        tj.cuda.synchronize()
+        out.append(f"{len(ours)} params: pack {us(lambda: raw.pack(args)):.1f}, convert "
+                   f"{us(lambda: ParamHolder(ours)):.1f} (numba's {kinds}: "
+                   f"{us(lambda: ParamHolder(numbas)):.1f}), launch {go:.1f}")
     return f"  {wid} launch costs (us per kernel): " + "; ".join(out)
 
 

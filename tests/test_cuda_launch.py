@@ -2,8 +2,6 @@
 stood in by fakes that pack arguments the way numba-cuda's `_Kernel._prepare_args` does, and
 the raw path must hand cuda.core's `launch` exactly that, or not be used at all."""
 import ctypes
-import functools
-import struct
 import types
 
 import pytest
@@ -11,7 +9,6 @@ import pytest
 pytest.importorskip("numba")
 from numba.core import types as nbt  # noqa: E402
 
-from tracejit.codegen.cuda import direct  # noqa: E402
 from tracejit.codegen.cuda import launch as L  # noqa: E402
 
 
@@ -131,107 +128,3 @@ def test_same_args_compares_types_and_values():
     assert not L.same_args([ctypes.c_int32(2)], [ctypes.c_int64(2)])
     assert not L.same_args([ctypes.c_double(1.0)], [ctypes.c_double(2.0)])
     assert not L.same_args([1], [1, 2])
-
-
-# --- the direct launch (codegen/cuda/direct.py): cuLaunchKernel with one packed buffer ---
-
-def _driver_info(argtypes):
-    """The driver's (offset, size) per parameter: each at its natural alignment."""
-    info, at = [], 0
-    for ty in argtypes:
-        sizes = [8] * 7 if isinstance(ty, nbt.Array) else \
-            [struct.calcsize(direct._CODES[str(ty)])]
-        for size in sizes:
-            at = -(-at // size) * size
-            info.append((at, size))
-            at += size
-    return info
-
-
-class FakeDriver:
-    """cuLaunchKernel: records what it was handed, returns `err`."""
-
-    def __init__(self, err=0) -> None:
-        self.calls, self.err = [], err
-
-    def __call__(self, fn, gx, gy, gz, bx, by, bz, shmem, stream, params, extra):
-        assert params is None and (extra[0], extra[2], extra[4]) == (1, 2, None)
-        size = ctypes.c_size_t.from_address(extra[3]).value
-        self.calls.append((fn, (gx, gy, gz), (bx, by, bz), shmem, stream,
-                           ctypes.string_at(extra[1], size)))
-        return self.err
-
-
-DTYPES = [nbt.float32[:], nbt.int64, nbt.float64, nbt.float32, nbt.boolean, nbt.int32,
-          nbt.float32[:], nbt.uint8, nbt.int64]
-DCFG = types.SimpleNamespace(griddim=(4, 2, 1), blockdim=(256, 1, 1),
-                             stream=types.SimpleNamespace(handle=77), sharedmem=128)
-
-
-def _direct_kernel(argtypes, info=None):
-    k = FakeKernel(argtypes)
-    cufunc = types.SimpleNamespace(handle=0xABC, arguments_info=info or _driver_info(argtypes))
-    k._codelibrary = types.SimpleNamespace(get_cufunc=lambda: types.SimpleNamespace(
-        kernel=cufunc))
-    return k
-
-
-def test_direct_launch_packs_each_parameter_at_the_drivers_offset(monkeypatch):
-    drv = FakeDriver()
-    monkeypatch.setattr(direct, "cu_launch_kernel", lambda: drv)
-    core = []
-    k = _direct_kernel(DTYPES)
-    args = (Buf(1000, 8), -3, 0.5, 0.25, True, -70000, Buf(2000, 4), 255, 1 << 40)
-    raw = L.Raw.make(k, DCFG, args, _module(core))
-    assert raw is not None and not isinstance(raw.go, functools.partial)   # not cuda.core
-    args2 = (Buf(3000, 2), 9, -1.5, 2.0, False, 12, Buf(1000, 8), 7, -5)
-    raw(args2)
-    assert core == [] and len(drv.calls) == 1
-    fn, grid, block, shmem, stream, blob = drv.calls[0]
-    assert (fn, grid, block, shmem, stream) == (0xABC, (4, 2, 1), (256, 1, 1), 128, 77)
-    want = L.param_bytes(_want(FakeKernel(DTYPES), args2))
-    info = _driver_info(DTYPES)
-    assert len(blob) == info[-1][0] + info[-1][1]
-    for (off, size), b in zip(info, want):
-        assert blob[off:off + size] == b[:size]
-    assert blob[info[15][0] + 1:info[16][0]] == bytes(info[16][0] - info[15][0] - 1)  # padding
-
-
-def test_direct_launch_is_refused_when_the_layout_differs(monkeypatch):
-    monkeypatch.setattr(direct, "cu_launch_kernel", lambda: FakeDriver())
-    args = (Buf(1000, 8), -3, 0.5, 0.25, True, -70000, Buf(2000, 4), 255, 1 << 40)
-    info = _driver_info(DTYPES)
-    for bad in (info[:-1], info[:3] + [(info[3][0], 4)] + info[4:]):    # short; wrong size
-        raw = L.Raw.make(_direct_kernel(DTYPES, bad), DCFG, args, _module([]))
-        assert raw is not None and isinstance(raw.go, functools.partial)   # cuda.core's
-    monkeypatch.setenv("TRACEJIT_CUDA_LAUNCH", "core")
-    raw = L.Raw.make(_direct_kernel(DTYPES), DCFG, args, _module([]))
-    assert isinstance(raw.go, functools.partial)
-
-
-def _launch(monkeypatch, drv, argtypes, args):
-    """A Launch whose raw path is direct over `drv`, numba's own launch recorded."""
-    monkeypatch.setattr(direct, "cu_launch_kernel", lambda: drv)
-    monkeypatch.setattr(L.A, "SIM", False)
-    k = _direct_kernel(argtypes)
-    k.launched = []
-    k.launch = lambda a, *cfg: k.launched.append(list(a))
-    la = L.Launch.__new__(L.Launch)
-    la.fn, la.grid, la.block, la.cfg, la.kernel = None, DCFG.griddim, DCFG.blockdim, DCFG, k
-    la.raw = L.Raw.make(k, DCFG, args, _module([]))
-    return la, k
-
-
-def test_a_failed_driver_launch_goes_through_numba_and_keeps_the_direct_path(monkeypatch):
-    drv = FakeDriver(err=201)                # CUDA_ERROR_INVALID_CONTEXT: nothing launched
-    args = [Buf(1000, 8), 3]
-    la, k = _launch(monkeypatch, drv, [nbt.float32[:], nbt.int64], args)
-    la.run(args)
-    assert len(drv.calls) == 1 and k.launched == [args] and la.raw
-
-
-def test_a_value_its_parameter_cannot_hold_goes_through_numba(monkeypatch):
-    drv = FakeDriver()
-    la, k = _launch(monkeypatch, drv, [nbt.float32[:], nbt.int32], [Buf(1000, 8), 3])
-    la.run([Buf(1000, 8), 1 << 40])          # numba's ctypes would wrap it: its launch decides
-    assert drv.calls == [] and len(k.launched) == 1 and la.raw is False

@@ -27,7 +27,6 @@ import functools
 import os
 
 from . import array as A
-from . import direct
 
 
 class Launch:
@@ -54,8 +53,6 @@ class Launch:
             try:
                 raw.go(*raw.pack(args))
                 return
-            except direct.LaunchError:      # nothing launched: numba's launch below says why
-                pass                        # (or sets up this thread's context)
             except (AttributeError, TypeError):     # raised while packing, before launching
                 self.raw = raw = False
         kernel, cfg = self.kernel, self.cfg
@@ -177,16 +174,13 @@ class Raw:
                 kernel._prepare_args(ty, v, cfg.stream, retr, want)
             if retr:
                 return None
-            handle = kernel._codelibrary.get_cufunc().kernel
-            raw = cls._direct(kernel, cfg, args, want, handle, T) if by_bytes else None
-            if raw is not None:
-                return raw
             if D.CUDA_CORE_GE_1_0:
                 config = D.LaunchConfig(grid=cfg.griddim, block=cfg.blockdim,
                                         shmem_size=cfg.sharedmem, is_cooperative=False)
             else:
                 config = D.LaunchConfig(grid=cfg.griddim, block=cfg.blockdim,
                                         shmem_size=cfg.sharedmem, cooperative_launch=False)
+            handle = kernel._codelibrary.get_cufunc().kernel
             stream = cfg.stream
             go = functools.partial(D.launch, stream, config, handle)
             raw = cls(conv, list(kernel.argument_types), kernel._prepare_args, stream, go,
@@ -195,23 +189,6 @@ class Raw:
             ok = same_bytes(got, want) if by_bytes else same_args(got, want)
             return raw if ok else None
         except Exception:  # noqa: BLE001 - anything unexpected: numba's own launch stays
-            return None
-
-
-    @classmethod
-    def _direct(cls, kernel, cfg, args, want, handle, T):
-        """The raw launch through `direct` (cuLaunchKernel with one packed buffer), or None."""
-        launch_kernel = direct.cu_launch_kernel()
-        if launch_kernel is None or os.environ.get("TRACEJIT_CUDA_LAUNCH", "") == "core":
-            return None
-        try:
-            plan = direct.Plan.make(kernel.argument_types, T, handle.arguments_info)
-            if plan is None:
-                return None
-            raw = cls(plan.conv, list(kernel.argument_types), kernel._prepare_args,
-                      cfg.stream, plan.go(int(handle.handle), cfg, launch_kernel), words=True)
-            return raw if plan.same(raw.pack(args), param_bytes(want)) else None
-        except Exception:  # noqa: BLE001 - anything unexpected: cuda.core's launch stays
             return None
 
 
