@@ -23,21 +23,17 @@ class FakeKernel:
     extensions = ()
     cooperative = False
 
-    def __init__(self, argtypes, drift=False, ctypes_fields=False) -> None:
+    def __init__(self, argtypes, drift=False) -> None:
         self.argument_types = argtypes
         self.prepared = 0
-        self.drift, self.ctypes_fields = drift, ctypes_fields
+        self.drift = drift
         self._codelibrary = types.SimpleNamespace(
             get_cufunc=lambda: types.SimpleNamespace(kernel="handle"))
 
     def _prepare_args(self, ty, val, stream, retr, out):      # numba-cuda's rules
         self.prepared += 1
         if isinstance(ty, nbt.Array):
-            fields = [0, 0, val.n, 4, val.ptr, val.n, 4]
-            if self.ctypes_fields:        # older numba-cuda versions: ctypes objects
-                c = ctypes.c_ssize_t, ctypes.c_uint64
-                fields = [c[i not in (0, 1, 4)](f) for i, f in enumerate(fields)]
-            out += fields
+            out += [0, 0, val.n, 4, val.ptr, val.n, 4]
         elif isinstance(ty, nbt.Integer):
             out.append(getattr(ctypes, f"c_{ty}")(val + (1 if self.drift else 0)))
         elif ty == nbt.float64:
@@ -85,22 +81,6 @@ def test_raw_launch_packs_arguments_as_numba_does_and_caches_buffers():
     # 64-bit ints and float64s go as Python numbers (cuda.core's fast path), not ctypes
     assert [type(x) for x in got[7:11]] == [int, float, ctypes.c_float, bool]
     assert not L.same_bytes(list(got), _want(FakeKernel(TYPES), (b, -6) + args2[2:]))
-
-
-def test_array_fields_packed_as_ctypes_go_as_python_ints_with_the_same_bytes():
-    """Older numba-cuda packs an array's seven fields as ctypes objects, which cuda.core
-    converts ~20x slower than ints: the raw launch keeps them as ints with the same bytes
-    (a pointer above 2**63 as its negative int64)."""
-    calls = []
-    k = FakeKernel(TYPES, ctypes_fields=True)
-    args = (Buf(1000, 8), 3, 0.5, 0.25, True, Buf((1 << 64) - 4096, 8))
-    raw = L.Raw.make(k, CFG, args, _module(calls))
-    assert raw is not None
-    raw(args)
-    got = list(calls[-1][3])
-    assert all(type(x) is int for x in got[:7] + got[11:])
-    assert got[11 + 4] == -4096
-    assert L.same_bytes(got, _want(FakeKernel(TYPES, ctypes_fields=True), args))
 
 
 def test_raw_launch_is_refused_when_packing_differs_or_types_are_unknown(monkeypatch):

@@ -14,10 +14,9 @@ compiles the kernel or loads it from the disk cache):
 `Raw` is used only when, for the first call, its packing gives the driver the same parameter
 bytes as numba's own `_prepare_args` (or, without cuda.core's `ParamHolder` to ask, the same
 fields, type and value): another numba-cuda version falls back to `_Kernel.launch`.
-64-bit integer and float64 scalars, and an array's fields, are packed as Python ints and floats,
-not ctypes objects: cuda.core passes those as 8-byte values on a fast path, while each ctypes
-argument goes through ~20 isinstance checks (0.3 us each on this VM: ~17 us for a kernel with
-eight arrays whose fields are ctypes objects; perf/RESULTS.md).
+64-bit integer and float64 scalars are packed as Python ints and floats, not ctypes objects:
+cuda.core passes those as 8-byte values on a fast path, while each ctypes argument went through
+~20 isinstance checks (0.3 us each on this VM, ~2.5 us per kernel of 8 offsets; perf/RESULTS.md).
 TRACEJIT_CUDA_LAUNCH=numba turns `Raw` off (perf/gpu_check.py times both).
 """
 from __future__ import annotations
@@ -104,11 +103,10 @@ def _same(v):
 
 class Raw:
     """One kernel variant's launch with the arguments packed here (see the module docstring)."""
-    __slots__ = ("conv", "types", "prepare", "stream", "go", "words")
+    __slots__ = ("conv", "types", "prepare", "stream", "go")
 
-    def __init__(self, conv, types, prepare, stream, go, words=False) -> None:
+    def __init__(self, conv, types, prepare, stream, go) -> None:
         self.conv, self.types, self.prepare, self.stream = conv, types, prepare, stream
-        self.words = words          # an array's 8-byte ctypes fields kept as Python ints
         self.go = go                # (*kernel args) -> None: cuda.core's launch, its stream,
         #                             configuration and kernel bound (a C-level partial)
 
@@ -131,8 +129,6 @@ class Raw:
         self.prepare(ty, buf, self.stream, retr, got)
         if retr:       # a host array (a copy to make): not ours to cache
             raise TypeError("a host array where a device buffer was expected")
-        if self.words:
-            got = [_word(v) for v in got]
         buf._tracejit_kargs = got
         return got
 
@@ -183,26 +179,12 @@ class Raw:
             handle = kernel._codelibrary.get_cufunc().kernel
             stream = cfg.stream
             go = functools.partial(D.launch, stream, config, handle)
-            raw = cls(conv, list(kernel.argument_types), kernel._prepare_args, stream, go,
-                      words=by_bytes)
+            raw = cls(conv, list(kernel.argument_types), kernel._prepare_args, stream, go)
             got = raw.pack(args)
             ok = same_bytes(got, want) if by_bytes else same_args(got, want)
             return raw if ok else None
         except Exception:  # noqa: BLE001 - anything unexpected: numba's own launch stays
             return None
-
-
-def _word(v):
-    """An 8-byte ctypes field (older numba-cuda versions pack an array's pointers, size and
-    strides as c_void_p/c_ssize_t) as the Python int with the same bytes, which cuda.core passes
-    on its fast path: ~0.8 us for a 65-field kernel against ~17 us for ctypes objects on this VM
-    (perf/RESULTS.md). Anything else is kept as it is."""
-    if isinstance(v, ctypes._SimpleCData) and ctypes.sizeof(v) == 8 \
-            and type(v) is not ctypes.c_double:
-        v = v.value or 0
-        return v - (1 << 64) if v >= 1 << 63 else v
-    return v
-
 
 
 def same_args(got: list, want: list) -> bool:
