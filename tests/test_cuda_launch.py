@@ -81,6 +81,10 @@ def test_raw_launch_packs_arguments_as_numba_does_and_caches_buffers():
     # 64-bit ints and float64s go as Python numbers (cuda.core's fast path), not ctypes
     assert [type(x) for x in got[7:11]] == [int, float, ctypes.c_float, bool]
     assert not L.same_bytes(list(got), _want(FakeKernel(TYPES), (b, -6) + args2[2:]))
+    # once every buffer's fields are kept, the generated packer gives the loop's parameters
+    assert L.same_bytes(raw.fast(args2), raw._pack(args2)) and k.prepared == before + 1
+    with pytest.raises(AttributeError):         # a new buffer: the loop packs and keeps it
+        raw.fast((Buf(4000, 1),) + args2[1:])
 
 
 def test_raw_launch_is_refused_when_packing_differs_or_types_are_unknown(monkeypatch):
