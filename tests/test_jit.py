@@ -527,6 +527,30 @@ def test_results_that_view_an_input_share_its_memory_as_in_eager():
     assert grads[1] == grads[2] == grads[0]
 
 
+def test_a_returned_contiguous_of_an_input_is_the_input_when_eager_returns_it():
+    """x.contiguous() is x itself for a contiguous x and a copy otherwise: a compiled function
+    returning it hands back the same, so writes through the result reach x exactly as in eager,
+    and gradients flow to x."""
+    def f(x):
+        return x.contiguous(), x.contiguous().view(-1)
+    cf = tj.compile(f)
+    for _ in range(2):
+        x = tj.ones(2, 2)
+        a, b = cf(x)
+        assert a is x
+        b.add_(1.0)
+        assert x.tolist() == [[2.0, 2.0], [2.0, 2.0]]
+        xt = tj.ones(2, 3).t()
+        a, b = cf(xt)
+        assert a is not xt and a.is_contiguous()
+        a.add_(1.0)
+        assert xt.tolist() == [[1.0, 1.0]] * 3
+    xg = tj.ones(2, 2, requires_grad=True)
+    a, b = cf(xg)
+    (a.sum() * 2.0 + b.sum()).backward()
+    assert xg.grad.tolist() == [[3.0, 3.0], [3.0, 3.0]]
+
+
 def test_several_in_place_updates_of_an_intermediate_compile():
     """An intermediate updated in place twice with grad is no leaf (eager allows it): the
     function compiles (no fallback warning) and its gradients are eager's."""

@@ -267,6 +267,8 @@ def contiguous(self, memory_format=None):
     out = apply(R["copy"], self)
     if _tracer["active"]:
         _tracer["alias"](out, self)     # eager may return self: writes to it must not be lost
+        if out._is_symbolic:            # returned, it is replayed on the input (jit/aliases.py)
+            out._data.meta["contiguous"] = True
     return out
 
 

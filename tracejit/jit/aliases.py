@@ -16,11 +16,13 @@ def copy_array(a):
 
 
 VIEW_OPS = ("reshape", "permute", "expand", "detach", "index")
+CONTIGUOUS = "contiguous"       # a `copy` traced from x.contiguous(): eager returns x itself
+#                                 when it is contiguous, a copy otherwise
 
 
 def views_of_input(g, user_nodes, sym, implicit, same: dict) -> dict:
     """{result: (input, [(op, params)])} for results that are a chain of view ops (reshape,
-    permute, expand, detach, basic indexing) of an argument or a closed-over tensor: eager
+    permute, expand, detach, basic indexing, contiguous()) of an argument or a closed-over tensor: eager
     returns views sharing the input's memory (x[0], x.t()), so a call replays the chain on the
     input itself rather than return the graph's copy (as torch.compile does)."""
     if len(g.inputs) != len(sym) + len(implicit):
@@ -31,9 +33,11 @@ def views_of_input(g, user_nodes, sym, implicit, same: dict) -> dict:
     out = {}
     for k, node in enumerate(user_nodes):
         chain = []
-        while id(node) not in inputs and node.op in VIEW_OPS and (
-                node.op != "index" or len(node.inputs) == 1):     # basic keys only
-            chain.append((REGISTRY[node.op], dict(node.params)))
+        while id(node) not in inputs and (node.op in VIEW_OPS and (
+                node.op != "index" or len(node.inputs) == 1)      # basic keys only
+                or node.op == "copy" and node.meta.get("contiguous")):
+            chain.append((CONTIGUOUS, None) if node.op == "copy" else
+                         (REGISTRY[node.op], dict(node.params)))
             node = node.inputs[0]
         if chain and k not in same and id(node) in inputs:
             out[k] = (inputs[id(node)], chain[::-1])
@@ -45,5 +49,5 @@ def replay_views(views: dict, leaves: list, imp: list, results: list) -> None:
     for k, ((kind, i), chain) in views.items():
         t = leaves[i] if kind == "arg" else imp[i]
         for op, params in chain:        # eager's own view ops: memory, version counter and
-            t = apply(op, t, **params)  # autograd shared with the input
-        results[k] = t
+            t = t.contiguous() if op is CONTIGUOUS else apply(op, t, **params)  # autograd
+        results[k] = t                  # shared with the input
