@@ -270,3 +270,23 @@ def test_invalid_conv_and_pool_settings_raise_and_empty_softmax():
         with pytest.raises(RuntimeError):
             bad()
     assert tj.zeros(0).softmax(0).tolist() == [] and tj.zeros(0).log_softmax(0).tolist() == []
+
+
+def test_bool_argmax_0d_cat_none_element_and_negative_eye_raise_torchs_error():
+    for f in (lambda: tj.tensor([True, False]).argmax(), lambda: tj.tensor([True]).argmin(0),
+              lambda: tj.cat([tj.tensor(1.0), tj.tensor(2.0)]), lambda: tj.tensor(None),
+              lambda: tj.tensor([1.0, None]), lambda: tj.eye(-1), lambda: tj.eye(2, -1)):
+        with pytest.raises(RuntimeError):
+            f()
+    with pytest.raises(TypeError):
+        tj.tensor("text")
+
+
+def test_all_and_any_of_uint8_stay_uint8_eager_and_compiled():
+    x = tj.tensor([[1, 0], [2, 3]], dtype=tj.uint8)
+    for fn in (lambda t: (t.all(1), t.any(), t.all(0, keepdim=True)),
+               tj.compile(lambda t: (t.all(1), t.any(), t.all(0, keepdim=True)))):
+        a, b, c = fn(x)
+        assert (a.dtype, b.dtype, c.dtype) == (tj.uint8,) * 3
+        assert (a.tolist(), b.item(), c.tolist()) == ([0, 1], 1, [[1, 0]])
+    assert tj.tensor([1.0, 0.0]).all().dtype == tj.bool

@@ -55,6 +55,8 @@ def _infer_dtype(data) -> D.DType:
             kinds.add(D.int64)
         elif isinstance(x, float):
             kinds.add(D.float32)
+        elif x is None:
+            raise RuntimeError("tensor(): could not infer dtype of NoneType")
         else:
             raise TypeError(f"tensor(): cannot build a tensor from an element of type "
                             f"{type(x).__name__}")
@@ -210,6 +212,9 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) ->
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    for name, v in (("n", n), ("m", m)):
+        if v is not None and v < 0:
+            raise RuntimeError(f"eye(): {name} must be greater or equal to 0, got {v}")
     return _new(np.eye(n, m, dtype=_dtype(dtype, D.float32).np), requires_grad, device)
 
 

@@ -531,14 +531,21 @@ max = both(_extreme("max"))
 min = both(_extreme("min"))
 
 
+def _no_bool(t, name: str) -> None:
+    if t.dtype is D.bool_:
+        raise RuntimeError(f"{name}(): does not support bool input; convert with .int() first")
+
+
 @both
 def argmax(self, dim=None, keepdim=False):
+    _no_bool(self, "argmax")
     return apply(R["argmax"], self, dim=None if dim is None else _norm_dim(dim, self.ndim),
                  keepdim=keepdim)
 
 
 @both
 def argmin(self, dim=None, keepdim=False):
+    _no_bool(self, "argmin")
     return apply(R["argmin"], self, dim=None if dim is None else _norm_dim(dim, self.ndim),
                  keepdim=keepdim)
 

@@ -288,6 +288,10 @@ def cat(tensors, dim=0):
     tensors = [t for t in tensors]
     if not tensors:
         raise ValueError("torch.cat(): expected a non-empty list of Tensors")
+    for i, t in enumerate(tensors):
+        if isinstance(t, Tensor) and t.ndim == 0:
+            raise RuntimeError(f"cat(): zero-dimensional tensor (at position {i}) cannot be "
+                               f"concatenated; use stack() or unsqueeze it first")
     full = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)]
     if full and len(full) < len(tensors):
         # torch skips legacy empty 1-D tensors (`acc = tensor([]); acc = cat([acc, x])`);

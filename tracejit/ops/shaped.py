@@ -93,8 +93,23 @@ reduction("sum", _sum_dtype, _np_reduce(np.sum, cast=True),
 reduction("prod", _sum_dtype, _np_reduce(np.prod, cast=True), _prod_vjp, saves=(0,))
 reduction("amax", lambda d: d, _np_reduce(np.amax), _extreme_vjp, saves=(0, -1))
 reduction("amin", lambda d: d, _np_reduce(np.amin), _extreme_vjp, saves=(0, -1))
-reduction("all", lambda d: D.bool_, _np_reduce(np.all), None)
-reduction("any", lambda d: D.bool_, _np_reduce(np.any), None)
+
+
+def _logical_dtype(d):
+    return d if d is D.uint8 else D.bool_       # torch keeps uint8 (its legacy masks)
+
+
+def _np_logical(f):
+    plain = _np_reduce(f)
+
+    def run(x, dims, keepdim):
+        out = plain(x, dims, keepdim)
+        return out.astype(np.uint8) if x.dtype == np.uint8 else out
+    return run
+
+
+reduction("all", _logical_dtype, _np_logical(np.all), None)
+reduction("any", _logical_dtype, _np_logical(np.any), None)
 
 
 def _arg_infer(xt, dim, keepdim):
