@@ -22,9 +22,9 @@ CONTIGUOUS = "contiguous"       # a `copy` traced from x.contiguous(): eager ret
 
 def views_of_input(g, user_nodes, sym, implicit, same: dict) -> dict:
     """{result: (input, [(op, params)])} for results that are a chain of view ops (reshape,
-    permute, expand, detach, basic indexing, contiguous()) of an argument or a closed-over tensor: eager
-    returns views sharing the input's memory (x[0], x.t()), so a call replays the chain on the
-    input itself rather than return the graph's copy (as torch.compile does)."""
+    permute, expand, detach, basic indexing, contiguous()) of an argument or a closed-over
+    tensor: eager returns views sharing the input's memory (x[0], x.t()), so a call replays the
+    chain on the input itself rather than return the graph's copy (as torch.compile does)."""
     if len(g.inputs) != len(sym) + len(implicit):
         return {}
     inputs = {id(n): ("arg", j) if j < len(sym) else ("imp", j - len(sym))
