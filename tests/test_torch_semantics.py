@@ -290,3 +290,17 @@ def test_all_and_any_of_uint8_stay_uint8_eager_and_compiled():
         assert (a.dtype, b.dtype, c.dtype) == (tj.uint8,) * 3
         assert (a.tolist(), b.item(), c.tolist()) == ([0, 1], 1, [[1, 0]])
     assert tj.tensor([1.0, 0.0]).all().dtype == tj.bool
+
+
+def test_pow_of_one_half_and_minus_one_half_is_torchs_sqrt_and_rsqrt_eager_and_compiled():
+    """torch computes x ** 0.5 as sqrt and x ** -0.5 as rsqrt: at -inf both give nan, and at
+    -0.0 they give -0.0 and -inf (C's pow: inf, +0.0, +inf)."""
+    x = [-np.inf, -4.0, -0.0, 0.0, 4.0, np.inf]
+    want = {0.5: [np.nan, np.nan, -0.0, 0.0, 2.0, np.inf],
+            -0.5: [np.nan, np.nan, -np.inf, np.inf, 0.5, 0.0]}
+    for e, w in want.items():
+        for fn in (lambda t, e=e: t ** e, tj.compile(lambda t, e=e: t ** e)):
+            got = fn(tj.tensor(x)).numpy()
+            np.testing.assert_array_equal(got, np.float32(w))
+            ok = ~np.isnan(got)
+            assert list(np.signbit(got[ok])) == list(np.signbit(np.float32(w))[ok])

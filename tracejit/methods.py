@@ -117,6 +117,10 @@ def pow(self, exponent):
                 apply(R["pow"], self, exponent)
         if exponent == 1:
             return self.clone() if not self.requires_grad else self * 1
+        if exponent in (0.5, -0.5) and self.dtype.is_floating_point:
+            # torch computes these as sqrt and rsqrt: -inf gives nan and -0.0 gives -0.0 and
+            # -inf, where C's pow gives inf, +0.0 and +inf
+            return apply(R["sqrt" if exponent > 0 else "rsqrt"], self)
     return apply(R["pow"], self, exponent)
 
 
