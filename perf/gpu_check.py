@@ -311,21 +311,38 @@ def compiled_step(wid, scale, warmup=3):
     return step
 
 
-def row_lanes(scale, reps) -> str:
-    """W3 and W4 compiled with ROW kernels giving each lane 16 elements of a row (2 warps on
-    W4's 1000) against 32 (one warp), in this process."""
+def knob(attr, values, scale, pairs=200) -> str:
+    """W3 and W4 compiled with module constant `attr` of codegen/cuda/kernels.py at each of
+    `values`, their steps alternated one for one (medians in ms)."""
     from tracejit.codegen.cuda import kernels
-    base, out = kernels.ROW_ELEMS_PER_LANE, []
+    base, out = getattr(kernels, attr), []
     for wid in ("W3", "W4"):
-        got = {}
-        for per_lane in (16, 32):
-            kernels.ROW_ELEMS_PER_LANE = per_lane
+        steps = []
+        for v in values:
+            setattr(kernels, attr, v)
             try:
-                got[per_lane] = time_tracejit(wid, scale, "compiled", reps)[0]
+                steps.append(compiled_step(wid, scale))
             finally:
-                kernels.ROW_ELEMS_PER_LANE = base
-        out.append(f"{wid} {got[16] * 1e3:.3f} -> {got[32] * 1e3:.3f} ms")
-    return "  row elements per lane 16 -> 32 (compiled fwd+bwd): " + ", ".join(out)
+                setattr(kernels, attr, base)
+        ts = alternate(steps, pairs)
+        out.append(f"{wid} " + " -> ".join(f"{np.median(t) * 1e3:.3f}" for t in ts) + " ms")
+    return f"  {attr} {' -> '.join(map(str, values))} (compiled fwd+bwd, alternated): " + \
+        ", ".join(out)
+
+
+def alternate(steps: list, pairs: int, syncs=None) -> list:
+    """Per step, its synchronised times over `pairs` rounds that run each step once in turn
+    (a slow spell of this shared host hits them all)."""
+    import tracejit as tj
+    syncs = syncs or [tj.cuda.synchronize] * len(steps)
+    ts: list = [[] for _ in steps]
+    for _ in range(pairs):
+        for f, sync, t in zip(steps, syncs, ts):
+            t0 = time.perf_counter()
+            f()
+            sync()
+            t.append(time.perf_counter() - t0)
+    return ts
 
 
 def breakdown(wid, scale, steps=10) -> str:
@@ -491,23 +508,16 @@ def launch_costs(wid, scale, reps=100) -> str:
 
 
 def versus_torch(wid, scale, pairs=300) -> str:
-    """Compiled and torch steps alternated one for one (each synchronised), so that a slow
-    spell of this shared host hits both: the medians, and how often the compiled step won."""
+    """Compiled and torch steps alternated one for one (each synchronised): the medians, and
+    how often the compiled step won."""
     import torch
 
     import tracejit as tj
-    ours = compiled_step(wid, scale)
     theirs = torch_step(wid, scale)
     for _ in range(3):
         theirs()
-    torch.cuda.synchronize()
-    a, b = [], []
-    for _ in range(pairs):
-        for f, sync, ts in ((ours, tj.cuda.synchronize, a), (theirs, torch.cuda.synchronize, b)):
-            t0 = time.perf_counter()
-            f()
-            sync()
-            ts.append(time.perf_counter() - t0)
+    a, b = alternate([compiled_step(wid, scale), theirs], pairs,
+                     [tj.cuda.synchronize, torch.cuda.synchronize])
     won = sum(x < y for x, y in zip(a, b)) / pairs
     return (f"  {wid} alternated with torch ({pairs} pairs): compiled {np.median(a) * 1e3:.3f} "
             f"ms, torch {np.median(b) * 1e3:.3f} ms ({np.median(b) / np.median(a):.2f}x); "
@@ -599,7 +609,7 @@ def main(argv=None) -> int:
                          f"  [kernels fwd+bwd {KERNELS.get(wid, '?')}]")
         except Exception as e:  # noqa: BLE001
             lines.append(f"  {wid}: failed: {type(e).__name__}: {e}"[:300])
-    for extra in (lambda: row_lanes(scale, reps), lambda: launch_paths(scale, reps),
+    for extra in (lambda: knob("SPLIT_MIN_PER_LANE", (8, 64), scale), lambda: launch_paths(scale, reps),
                   lambda: breakdown("W3", scale),
                   lambda: breakdown("W4", scale), lambda: launch_costs("W4", scale),
                   lambda: versus_torch("W4", scale), lambda: versus_torch("W3", scale),

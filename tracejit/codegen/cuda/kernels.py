@@ -47,6 +47,9 @@ def store_strides(st, strides) -> list:
 
 
 ROW_ELEMS_PER_LANE = 16     # (perf/gpu_check.py times W3 and W4 with 16 and 32)
+# a reduction with few kept points is split across blocks when each lane still gets this many
+# elements of its share (perf/gpu_check.py `knob` times W3 and W4 with 8 and 64)
+SPLIT_MIN_PER_LANE = 8
 
 
 def config(k: Kernel, nkept: int, nred: int, runtime: bool) -> tuple:
@@ -198,9 +201,9 @@ class KernelRunner:
         blocks = -(-nkept // bx)
         splits = 1
         target = sms * (1 if A.SIM else 8)
-        if k.splittable and blocks < target and nred >= by * (2 if A.SIM else 8):
-            splits = max(1, min(-(-target // blocks), -(-nred // (by * (2 if A.SIM else 8))),
-                                65535))
+        per_lane = 2 if A.SIM else SPLIT_MIN_PER_LANE
+        if k.splittable and blocks < target and nred >= by * per_lane:
+            splits = max(1, min(-(-target // blocks), -(-nred // (by * per_lane)), 65535))
         grid_x = max(1, min(blocks, 2 if A.SIM else 1 << 20))
         return splits > 1, (grid_x, splits), (bx, by)
 
