@@ -138,6 +138,28 @@ def test_recompile_limit_warns_with_the_difference():
         cf(tj.ones(10))  # warned once only; runs eagerly
 
 
+def test_recompile_messages_name_the_argument_that_changed_in_nested_and_keyword_args():
+    from tracejit.jit.structure import key_difference
+
+    def f(xs, y, z=None, *, scale=None):
+        return xs[0] + xs[1][0] + y + scale
+    cf = tj.compile(f, backend="interpret")
+    base = ([tj.ones(2), [tj.ones(2), tj.ones(2)]], tj.ones(2))
+    k0, _ = cf.key(base, {"scale": tj.ones(2)})
+    for args, kw, want in [
+            (([tj.ones(2), [tj.ones(2), tj.ones(2)]], tj.ones(3)), {"scale": tj.ones(2)},
+             "tensor 'y' size mismatch at dim 0: expected 2, got 3"),
+            (([tj.ones(2), [tj.ones(2), tj.ones(2, dtype=tj.float64)]], tj.ones(2)),
+             {"scale": tj.ones(2)}, "tensor 'xs' dtype mismatch"),
+            (base, {"scale": tj.ones(2, requires_grad=True)},
+             "tensor 'scale' requires_grad mismatch"),
+            (base + (3,), {"scale": tj.ones(2)}, "the positional arguments changed structure"),
+            (([tj.ones(2), [tj.ones(2)]], tj.ones(2)), {"scale": tj.ones(2)},
+             "'xs' changed structure: expected a list of 2, got a list of 1")]:
+        k1, _ = cf.key(args, kw)
+        assert key_difference([k0], k1, cf._argnames).startswith(want)
+
+
 def branchy(x):
     if x.sum() > 0:
         return x * 2

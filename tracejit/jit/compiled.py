@@ -33,7 +33,7 @@ from .bridge import CompiledNode
 from .differentiate import differentiate
 from .guards import (closed_over, compile_check, failed_guard, guard_text, needs_eager,
                      traced_now)
-from .structure import _flatten, _rebuild, _spec, _unspec
+from .structure import _flatten, _rebuild, _spec, _unspec, key_difference
 from .trace import GraphBreak, Tracer
 
 log_graph = logging.getLogger("tracejit.graph")
@@ -192,56 +192,7 @@ class CompiledFunction:
         return entry
 
     def _diff(self, key) -> str:
-        """What differs between `key` and the closest cached key, in the user's words."""
-        best = None
-        for k in reversed(self.keys):  # on ties, the most recent key is the closest
-            d = [(i, a, b) for i, (a, b) in enumerate(zip(k, key)) if a != b]
-            if len(k) != len(key):
-                d.append((-1, len(k), len(key)))
-            if best is None or len(d) < len(best):
-                best = d
-        if not best:
-            return "a new argument structure"
-        i, old, new = best[0]
-        if i == 0:
-            return f"grad mode changed: expected {old}, got {new}"
-        name = self._leaf_name(i)
-        if isinstance(old, tuple) and isinstance(new, tuple) and {len(old), len(new)} == {3, 4}:
-            dev = ("cpu", "cuda:0")
-            return f"tensor '{name}' device mismatch: expected {dev[len(old) == 4]}, got " \
-                   f"{dev[len(new) == 4]}"
-        if isinstance(old, tuple) and len(old) == 3 and isinstance(old[0], tuple) and \
-                isinstance(new, tuple) and len(new) == 3:
-            if old[0] != new[0]:
-                if len(old[0]) != len(new[0]):
-                    return f"tensor '{name}' dimension mismatch: expected {len(old[0])}, got " \
-                           f"{len(new[0])}"
-                dim = next(j for j, (a, b) in enumerate(zip(old[0], new[0])) if a != b)
-                return f"tensor '{name}' size mismatch at dim {dim}: expected {old[0][dim]}, " \
-                       f"got {new[0][dim]}"
-            if old[1] != new[1]:
-                return f"tensor '{name}' dtype mismatch: expected {old[1]}, got {new[1]}"
-            return f"tensor '{name}' requires_grad mismatch: expected {old[2]}, got {new[2]}"
-        return f"argument '{name}' changed: expected {old!r}, got {new!r}"
-
-    def _leaf_name(self, i: int) -> str:
-        # position i in the key: the top-level argument it belongs to is a good enough name
-        k = self.keys[0] if self.keys else ()
-        depth, arg = 0, -1
-        for j, part in enumerate(k[1:], start=1):
-            if j == 1:
-                continue  # the (tuple, nargs) header of args
-            if depth == 0:
-                arg += 1
-            if isinstance(part, tuple) and len(part) == 2 and part[0] in (tuple, list, dict):
-                depth += part[1] if isinstance(part[1], int) else len(part[1])
-            elif depth:
-                depth -= 1
-            if j == i:
-                break
-        if 0 <= arg < len(self._argnames):
-            return self._argnames[arg]
-        return f"arg{arg}"
+        return key_difference(self.keys, key, self._argnames)
 
     def _compile(self, args, kwargs, leaves) -> Entry:
         entry = Entry()
