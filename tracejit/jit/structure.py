@@ -140,6 +140,8 @@ def _names(key: tuple, argnames: list) -> list:
     names = ["grad mode"] * len(key)
 
     def subtree(pos: int, name: str) -> int:        # the position after it
+        if pos >= len(key):
+            return pos
         names[pos] = name
         n = len(_items(key[pos])) if _is_container(key[pos]) else 0
         pos += 1
@@ -148,7 +150,7 @@ def _names(key: tuple, argnames: list) -> list:
         return pos
 
     pos = 1
-    if pos < len(key):
+    if pos < len(key) and _is_container(key[pos]):
         names[pos] = "arguments"
         nargs, pos = key[pos][1], pos + 1
         for j in range(nargs):
