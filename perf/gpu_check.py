@@ -311,21 +311,29 @@ def compiled_step(wid, scale, warmup=3):
     return step
 
 
-def knob(attr, values, scale, pairs=200) -> str:
-    """W3 and W4 compiled with module constant `attr` of codegen/cuda/kernels.py at each of
-    `values`, their steps alternated one for one (medians in ms)."""
-    from tracejit.codegen.cuda import kernels
-    base, out = getattr(kernels, attr), []
-    for wid in ("W3", "W4"):
-        steps = []
-        for v in values:
-            setattr(kernels, attr, v)
-            try:
-                steps.append(compiled_step(wid, scale))
-            finally:
-                setattr(kernels, attr, base)
-        ts = alternate(steps, pairs)
-        out.append(f"{wid} " + " -> ".join(f"{np.median(t) * 1e3:.3f}" for t in ts) + " ms")
+def knob(module, attr, values, scale, workloads=("W3", "W4"), pairs=200) -> str:
+    """Compiled steps of `workloads` with constant `attr` of tracejit.codegen.cuda.`module`
+    at each of `values` (set while each step is built and while it runs), alternated one for
+    one (medians in ms)."""
+    import importlib
+    mod = importlib.import_module(f"tracejit.codegen.cuda.{module}")
+    base, out = getattr(mod, attr), []
+
+    def under(v, step):
+        def run():
+            setattr(mod, attr, v)
+            step()
+        return run
+    try:
+        for wid in workloads:
+            steps = []
+            for v in values:
+                setattr(mod, attr, v)
+                steps.append(under(v, compiled_step(wid, scale)))
+            ts = alternate(steps, pairs)
+            out.append(f"{wid} " + " -> ".join(f"{np.median(t) * 1e3:.3f}" for t in ts) + " ms")
+    finally:
+        setattr(mod, attr, base)
     return f"  {attr} {' -> '.join(map(str, values))} (compiled fwd+bwd, alternated): " + \
         ", ".join(out)
 
@@ -393,20 +401,11 @@ def breakdown(wid, scale, steps=10) -> str:
 
 
 def torch_enqueue(wid, scale, steps):
-    """torch's host time to enqueue one step of W3/W4 (no sync between steps)."""
+    """torch's host time to enqueue one step (no sync between steps)."""
     import torch
-    import torch.nn.functional as F
     if not torch.cuda.is_available():
         return None
-    _, arrays, rg, _ = workload(wid, scale)
-    ins = [torch.tensor(a, device="cuda").requires_grad_(r) for a, r in zip(arrays, rg)]
-    f = {"W3": lambda x, w, b: (F.layer_norm(x, (x.shape[-1],), w, b) * x).sum(),
-         "W4": F.cross_entropy}[wid]
-
-    def step():
-        for t in ins:
-            t.grad = None
-        f(*ins).backward()
+    step = torch_step(wid, scale)
     for _ in range(3):
         step()
     torch.cuda.synchronize()
@@ -609,13 +608,14 @@ def main(argv=None) -> int:
                          f"  [kernels fwd+bwd {KERNELS.get(wid, '?')}]")
         except Exception as e:  # noqa: BLE001
             lines.append(f"  {wid}: failed: {type(e).__name__}: {e}"[:300])
-    for extra in (lambda: knob("SPLIT_MIN_PER_LANE", (8, 64), scale), lambda: launch_paths(scale, reps),
-                  lambda: breakdown("W3", scale),
-                  lambda: breakdown("W4", scale), lambda: launch_costs("W4", scale),
-                  lambda: versus_torch("W4", scale), lambda: versus_torch("W3", scale),
-                  lambda: host_split("W4", scale),
-                  lambda: host_split("W3", scale), lambda: host_profile("W3", scale),
-                  lambda: host_profile("W4", scale)):
+    # most wanted first: the budget cuts the tail
+    for extra in (lambda: versus_torch("W4", scale), lambda: versus_torch("W3", scale),
+                  lambda: knob("matmul", "BLOCKED", (False, True), scale, ("W2",), 50),
+                  lambda: knob("kernels", "SPLIT_MIN_PER_LANE", (8, 64), scale),
+                  lambda: breakdown("W4", scale), lambda: breakdown("W2", scale),
+                  lambda: launch_costs("W4", scale), lambda: host_split("W4", scale),
+                  lambda: launch_paths(scale, reps), lambda: breakdown("W3", scale),
+                  lambda: host_split("W3", scale), lambda: host_profile("W4", scale)):
         if time.perf_counter() - start < args.budget:
             lines.append(_maybe_line(extra))
     lines.append(f"\n(ms per step; cold compile = first call in a fresh process, warm = first "

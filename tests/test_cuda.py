@@ -303,6 +303,26 @@ def test_matmul_forward_backward():
         (i @ i.T).tolist()
 
 
+def test_blocked_matmul_on_tile_edges_transposed_operands_and_float64():
+    """The register-blocked float kernel: sizes off its tiles, each operand row-major or
+    transposed (its tiles load along the other axis), float64, a general strided view."""
+    from tracejit.codegen.cuda import matmul as MM
+    assert MM.BLOCKED
+    for m, k, n in [(5, 7, 3), (9, 4, 11), (1, 1, 1), (3, 17, 2)]:
+        for ta, tb in [(False, False), (True, False), (False, True), (True, True)]:
+            dt = np.float64 if (m + ta + tb) % 2 else np.float32
+            a = RNG.standard_normal((k, m) if ta else (m, k)).astype(dt)
+            b = RNG.standard_normal((n, k) if tb else (k, n)).astype(dt)
+            ga, gb = tj.tensor(a, device="cuda"), tj.tensor(b, device="cuda")
+            got = (ga.t() if ta else ga) @ (gb.t() if tb else gb)
+            assert got.dtype == tj.tensor(a).dtype
+            close(got, tj.tensor((a.T if ta else a) @ (b.T if tb else b)), rtol=1e-4,
+                  atol=1e-5)
+    a = RNG.standard_normal((6, 8)).astype(np.float32)
+    g = tj.tensor(a, device="cuda")[::2, 1::2]            # no stride of 1
+    close(g @ g.t(), tj.tensor(a[::2, 1::2] @ a[::2, 1::2].T), rtol=1e-4, atol=1e-5)
+
+
 def test_training_step_on_the_gpu_matches_the_cpu():
     tj.manual_seed(0)
     cpu = tj.nn.Sequential(tj.nn.Linear(6, 5), tj.nn.ReLU(), tj.nn.Linear(5, 3))

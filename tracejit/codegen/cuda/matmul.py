@@ -23,6 +23,13 @@ from .scalar import CTOR
 TILE = 4 if A.SIM else 16
 _kernels: dict = {}
 
+# Floats take the register-blocked kernel: T x T threads, each computing R x R outputs of a
+# (T*R) x (T*R) block tile, K staged BK at a time (a 4x4 register block reads shared memory
+# once per 2 multiply-adds, where one output per thread reads it twice per multiply-add).
+# perf/gpu_check.py `knob` times W2 with BLOCKED on and off.
+BLOCKED = True
+T, R, BK = (2, 2, 4) if A.SIM else (16, 4, 16)
+
 
 def _source(dt: str) -> str:
     acc = "int64" if dt in ("int32", "int64") else dt
@@ -55,6 +62,51 @@ def _source(dt: str) -> str:
 """
 
 
+def _blocked_source(dt: str) -> str:
+    """The register-blocked kernel for float dtype `dt` (see BLOCKED). Tiles are loaded with
+    consecutive threads along whichever of an operand's axes has stride 1 (`a_kfast`,
+    `b_nfast`: runtime flags, uniform per launch), so transposed views load coalesced too."""
+    npd, c, bm = {"float32": "np.float32", "float64": "np.float64"}[dt], CTOR[dt], T * R
+    per = BK * bm // (T * T)                    # elements each thread loads per tile
+    lines = [f"def mmb_{dt}(ab, ao, asb, asm, ask, bb, bo, bsb, bsk, bsn, yb, yo, ysb, M, N, "
+             f"K, a_kfast, b_nfast):",
+             f"    sa = cuda.shared.array(({BK}, {bm}), {npd})",
+             f"    sb = cuda.shared.array(({BK}, {bm}), {npd})",
+             "    tx = i8(cuda.threadIdx.x)", "    ty = i8(cuda.threadIdx.y)",
+             f"    tid = ty * {T} + tx", "    z = i8(cuda.blockIdx.z)",
+             f"    m0 = i8(cuda.blockIdx.y) * {bm}", f"    n0 = i8(cuda.blockIdx.x) * {bm}",
+             "    abase = ao + z * asb", "    bbase = bo + z * bsb"]
+    lines += [f"    c{i}_{j} = {c}(0)" for i in range(R) for j in range(R)]
+    lines += ["    t0 = i8(0)", "    while t0 < K:"]
+    for q in range(per):                # stage this tile: A[m0:, t0:] and B[t0:, n0:]
+        lin = f"tid + {q * T * T}"
+        lines += ["        if a_kfast:",
+                  f"            kk = ({lin}) % {BK}", f"            mm = ({lin}) // {BK}",
+                  "        else:",
+                  f"            mm = ({lin}) % {bm}", f"            kk = ({lin}) // {bm}",
+                  "        m = m0 + mm", "        k = t0 + kk",
+                  f"        sa[kk, mm] = ab[abase + m * asm + k * ask] if (m < M and k < K) "
+                  f"else {c}(0)",
+                  "        if b_nfast:",
+                  f"            nn = ({lin}) % {bm}", f"            kk = ({lin}) // {bm}",
+                  "        else:",
+                  f"            kk = ({lin}) % {BK}", f"            nn = ({lin}) // {BK}",
+                  "        n = n0 + nn", "        k = t0 + kk",
+                  f"        sb[kk, nn] = bb[bbase + k * bsk + n * bsn] if (k < K and n < N) "
+                  f"else {c}(0)"]
+    lines += ["        cuda.syncthreads()", f"        for j in range({BK}):"]
+    lines += [f"            a{i} = sa[j, ty + {T * i}]" for i in range(R)]
+    lines += [f"            b{j} = sb[j, tx + {T * j}]" for j in range(R)]
+    lines += [f"            c{i}_{j} += a{i} * b{j}" for i in range(R) for j in range(R)]
+    lines += ["        cuda.syncthreads()", f"        t0 += {BK}"]
+    for i in range(R):
+        lines += [f"    m = m0 + ty + {T * i}", "    if m < M:"]
+        for j in range(R):
+            lines += [f"        n = n0 + tx + {T * j}", "        if n < N:",
+                      f"            yb[yo + z * ysb + m * N + n] = c{i}_{j}"]
+    return "\n".join(lines) + "\n"
+
+
 def matmul(a, b):
     dt = a.dtype.name
     if dt == "bool":
@@ -71,20 +123,26 @@ def matmul(a, b):
     bv = A.broadcast_to(b, batch + (k, n))
     nb = len(batch)
     bshape, (sa, sb, sy) = collapse(batch, [av.strides[:nb], bv.strides[:nb], y.strides[:nb]])
-    fn = _kernels.get(dt)
+    blocked = BLOCKED and dt in ("float32", "float64")
+    fn = _kernels.get((dt, blocked))
     if fn is None:
-        fn = _kernels[dt] = load(_source(dt), f"mm_{dt}")
+        fn = _kernels[dt, blocked] = load(_blocked_source(dt), f"mmb_{dt}") if blocked else \
+            load(_source(dt), f"mm_{dt}")
     lead = bshape[:-1] if bshape else ()
     z = bshape[-1] if bshape else 1
-    grid = (-(-n // TILE), -(-m // TILE), z)
+    tile, threads = (T * R, T) if blocked else (TILE, TILE)
+    grid = (-(-n // tile), -(-m // tile), z)
+    # (loads along k for A when its k stride is 1, along n for B when its n stride is 1)
+    flags = (av.strides[-1] == 1 or av.strides[-2] != 1,
+             bv.strides[-1] == 1 or bv.strides[-2] != 1) if blocked else ()
     for pos in itertools.product(*[range(s) for s in lead]):
         ao = av.offset + sum(p * s for p, s in zip(pos, sa))
         bo = bv.offset + sum(p * s for p, s in zip(pos, sb))
         yo = y.offset + sum(p * s for p, s in zip(pos, sy))
-        launcher(fn, grid, (TILE, TILE))(
+        launcher(fn, grid, (threads, threads))(
             av.buf, ao, sa[-1] if bshape else 0, av.strides[-2], av.strides[-1],
             bv.buf, bo, sb[-1] if bshape else 0, bv.strides[-2], bv.strides[-1],
-            y.buf, yo, sy[-1] if bshape else 0, m, n, k)
+            y.buf, yo, sy[-1] if bshape else 0, m, n, k, *flags)
     return y
 
 
