@@ -590,3 +590,35 @@ def test_an_error_inside_a_compiled_step_leaves_the_state_eager_leaves():
         return [t.detach().numpy().copy() for t in list(m.parameters()) + list(m.buffers())]
     for a, b in zip(run(True), run(False)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_modules_appended_to_containers_after_a_trace_retrace():
+    """Sequential.append, ModuleList.append and a new ModuleDict key after the first call: the
+    compiled module runs the new structure (it replayed the old trace before)."""
+    nn = tj.nn
+    tj.manual_seed(0)
+    x = tj.randn(4, 6)
+    seq = nn.Sequential(nn.Linear(6, 6))
+
+    class Loop(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = nn.ModuleList([nn.Linear(6, 6)])
+            self.d = nn.ModuleDict({"a": nn.Linear(6, 6)})
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            for _, layer in self.d.items():
+                x = layer(x)
+            return x
+    loop = Loop()
+    for model, grow in ((seq, lambda: seq.append(nn.Linear(6, 2))),
+                        (loop, lambda: loop.layers.append(nn.Linear(6, 6))),
+                        (loop, lambda: loop.d.update({"b": nn.Linear(6, 1)}))):
+        cm = tj.compile(model)
+        cm(x)
+        grow()
+        got, want = cm(x), model(x)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-6)

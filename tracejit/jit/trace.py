@@ -185,8 +185,11 @@ class Tracer:
         for kind in ("_parameters", "_buffers", "_modules"):
             for name, v in d[kind].items():
                 self.reads.add(d[kind], name, v, f"{cls}.{name}")
-        self.guard(lambda: (len(d["_forward_hooks"]), len(d["_forward_pre_hooks"])),
-                   (len(d["_forward_hooks"]), len(d["_forward_pre_hooks"])))
+        # entries added since (Sequential.append, a new ModuleDict key, hooks) retrace: the
+        # reads above guard only the entries there were
+        sizes = lambda: (len(d["_parameters"]), len(d["_buffers"]), len(d["_modules"]),  # noqa: E731
+                         len(d["_forward_hooks"]), len(d["_forward_pre_hooks"]))
+        self.guard(sizes, sizes())
         self.reads.function(m.__call__)          # forward, and what it reads by name
         for hook in (*d["_forward_pre_hooks"].values(), *d["_forward_hooks"].values()):
             self.reads.function(hook)

@@ -8,7 +8,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
+from ..tensor import _tracer
 from .module import Module
+
+
+def _entries(c: Module):
+    """c's children, read by iteration, len or indexing: inside a compiled function's trace
+    their number is guarded, so a module appended after the trace retraces (it would be
+    missing from the replayed trace)."""
+    if _tracer["active"]:
+        _tracer["module"](c)
+    return c._modules
 
 
 def _index(i: int, n: int, what: str) -> int:
@@ -36,8 +46,8 @@ class Sequential(Module):
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
-            return Sequential(OrderedDict(list(self._modules.items())[idx]))
-        return list(self._modules.values())[_index(idx, len(self), "Sequential")]
+            return Sequential(OrderedDict(list(_entries(self).items())[idx]))
+        return list(_entries(self).values())[_index(idx, len(self), "Sequential")]
 
     def __setitem__(self, idx: int, module: Module) -> None:
         key = list(self._modules)[_index(idx, len(self), "Sequential")]
@@ -50,10 +60,10 @@ class Sequential(Module):
         _renumber(self, list(self._modules.values()))
 
     def __len__(self) -> int:
-        return len(self._modules)
+        return len(_entries(self))
 
     def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
+        return iter(_entries(self).values())
 
     def append(self, module: Module) -> Sequential:
         self.add_module(str(len(self)), module)
@@ -70,8 +80,8 @@ class ModuleList(Module):
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
-            return ModuleList(list(self._modules.values())[idx])
-        return self._modules[str(_index(idx, len(self), "ModuleList"))]
+            return ModuleList(list(_entries(self).values())[idx])
+        return _entries(self)[str(_index(idx, len(self), "ModuleList"))]
 
     def __setitem__(self, idx: int, module: Module) -> None:
         setattr(self, str(_index(idx, len(self), "ModuleList")), module)
@@ -82,10 +92,10 @@ class ModuleList(Module):
         _renumber(self, items)
 
     def __len__(self) -> int:
-        return len(self._modules)
+        return len(_entries(self))
 
     def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
+        return iter(_entries(self).values())
 
     def __iadd__(self, modules: Iterable[Module]) -> ModuleList:  # noqa: PYI034
         return self.extend(modules)
@@ -123,7 +133,7 @@ class ModuleDict(Module):
             self.update(modules)
 
     def __getitem__(self, key: str) -> Module:
-        return self._modules[key]
+        return _entries(self)[key]
 
     def __setitem__(self, key: str, module: Module) -> None:
         self.add_module(key, module)
@@ -132,22 +142,22 @@ class ModuleDict(Module):
         del self._modules[key]
 
     def __len__(self) -> int:
-        return len(self._modules)
+        return len(_entries(self))
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._modules)
+        return iter(_entries(self))
 
     def __contains__(self, key: str) -> bool:
-        return key in self._modules
+        return key in _entries(self)
 
     def keys(self):
-        return self._modules.keys()
+        return _entries(self).keys()
 
     def values(self):
-        return self._modules.values()
+        return _entries(self).values()
 
     def items(self):
-        return self._modules.items()
+        return _entries(self).items()
 
     def pop(self, key: str) -> Module:
         return self._modules.pop(key)
