@@ -304,3 +304,79 @@ def test_pow_of_one_half_and_minus_one_half_is_torchs_sqrt_and_rsqrt_eager_and_c
             np.testing.assert_array_equal(got, np.float32(w))
             ok = ~np.isnan(got)
             assert list(np.signbit(got[ok])) == list(np.signbit(np.float32(w))[ok])
+
+
+def test_integer_trunc_division_is_exact_and_raises_on_zero():
+    a = [123456789, 16777217, 2**40 + 1, -7, 7, 0, -9]
+    for fn in (lambda x, y: tj.div(x, y, rounding_mode="trunc"),
+               tj.compile(lambda x, y: tj.div(x, y, rounding_mode="trunc"))):
+        assert fn(tj.tensor(a), 1).tolist() == a
+        assert fn(tj.tensor(a), tj.tensor([2, -2, 3, 2, -2, 5, -4])).tolist() == \
+            [61728394, -8388608, 366503875925, -3, -3, 0, 2]
+    q = tj.div(tj.tensor([7, -7], dtype=tj.int32), 2, rounding_mode="trunc")
+    assert q.tolist() == [3, -3] and q.dtype == tj.int32
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        tj.div(tj.tensor([7, -7]), tj.tensor([0, 1]), rounding_mode="trunc")
+
+
+def test_clamp_promotes_with_its_bounds_and_refuses_numbers_the_dtype_cannot_hold():
+    i8 = tj.tensor([5, -3], dtype=tj.int8)
+    r = tj.clamp(i8, min=tj.tensor([300.5, -1000.0]))
+    assert r.dtype == tj.float32 and r.tolist() == [300.5, -3.0]
+    r = tj.clamp(i8, min=tj.tensor([300, -1000]))
+    assert r.dtype == tj.int64 and r.tolist() == [300, -3]
+    r = tj.tensor([1, 5]).clamp(max=float("inf"))
+    assert r.dtype == tj.float32 and r.tolist() == [1.0, 5.0]
+    assert tj.tensor([5, 3], dtype=tj.uint8).clamp(min=-1).tolist() == [255, 255]
+    for f in (lambda: i8.clamp(-1000, 1000), lambda: i8.clamp(min=300),
+              lambda: tj.tensor([1], dtype=tj.int32).clamp(min=2**31),
+              lambda: tj.where(tj.tensor([True, False]), i8, 1000),
+              lambda: i8.masked_fill(tj.tensor([True, False]), 1000),
+              lambda: tj.zeros(2).fill_(1e39), lambda: tj.zeros(2, dtype=tj.int8).fill_(127.9),
+              lambda: tj.tensor([300], dtype=tj.int8), lambda: tj.tensor([-256], dtype=tj.uint8)):
+        with pytest.raises(RuntimeError, match="without overflow"):
+            f()
+    assert tj.zeros(2, dtype=tj.uint8).fill_(-1).tolist() == [255, 255]      # wraps, as torch
+    assert tj.tensor([[-1, 3]], dtype=tj.uint8).tolist() == [[255, 3]]
+
+
+def test_take_along_dim_broadcasts_flattens_and_counts_negative_indices_from_the_end():
+    x = tj.arange(6.0).reshape(2, 3).requires_grad_(True)
+    r = tj.take_along_dim(x, tj.tensor([[0, 2]]), dim=1)
+    assert r.tolist() == [[0.0, 2.0], [3.0, 5.0]]
+    r.sum().backward()
+    assert x.grad.tolist() == [[1.0, 0.0, 1.0], [1.0, 0.0, 1.0]]
+    assert tj.take_along_dim(tj.arange(3.0), tj.tensor([-1]), 0).tolist() == [2.0]
+    assert tj.take_along_dim(tj.arange(6.0).reshape(2, 3), tj.tensor([5, 0])).tolist() == \
+        [5.0, 0.0]
+
+
+def test_zero_d_and_bool_edge_cases_of_nonzero_gather_flip_isinf_and_format():
+    assert tuple(tj.tensor(3.0).nonzero().shape) == (1, 0)
+    assert tuple(tj.tensor(0.0).nonzero().shape) == (0, 0)
+    assert tj.gather(tj.tensor(3.0), 0, tj.tensor(0)).item() == 3.0
+    assert tj.tensor(3.0).flip(0).item() == 3.0
+    with pytest.raises(IndexError):
+        tj.tensor(3.0).flip(1)
+    assert tj.isinf(tj.tensor([True])).tolist() == [False]
+    assert f"{tj.tensor(3.14159):.2f}" == "3.14"
+    with pytest.raises(TypeError):
+        f"{tj.ones(2):.2f}"
+    with pytest.raises(ValueError):
+        int(tj.ones(3))
+
+
+def test_uint8_index_is_a_mask_and_other_small_ints_are_refused():
+    a = tj.arange(6.0).reshape(3, 2)
+    with pytest.warns(UserWarning, match="uint8"):
+        assert a[tj.tensor([1, 0, 1], dtype=tj.uint8)].tolist() == [[0.0, 1.0], [4.0, 5.0]]
+    for k in (tj.tensor([1, 0], dtype=tj.int8), tj.tensor([1.0, 0.0])):
+        with pytest.raises(IndexError, match="long, int, byte or bool"):
+            a[k]
+
+
+def test_relu_passes_the_gradient_at_nan_as_torch():
+    for f in (lambda x: x.relu().sum(), tj.compile(lambda x: x.relu().sum())):
+        x = tj.tensor([float("nan"), -1.0, 0.0, 2.0], requires_grad=True)
+        f(x).backward()
+        assert x.grad.tolist() == [1.0, 0.0, 0.0, 1.0]

@@ -105,6 +105,12 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
             data = _unwrap_nested(data)
         try:
             arr = np.array(data, dtype=d.np)
+        except OverflowError:
+            # a Python int the dtype cannot hold: torch's error (or its wrap of a negative
+            # uint8), where numpy raises OverflowError
+            obj = np.array(data, dtype=object)
+            arr = np.array([D.check_fill(v, d) for v in obj.reshape(-1)],
+                           dtype=d.np).reshape(obj.shape)
         except ValueError as e:
             raise ValueError(f"tensor(): could not build a tensor from the data: {e}") from None
     t = _created(Tensor._make(_on(arr, dev)))
@@ -152,7 +158,7 @@ def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
     d = _dtype(dtype) or D.scalar_dtype(fill_value)
-    D.check_fill(fill_value, d)
+    fill_value = D.check_fill(fill_value, d)
     return _new(np.full(_shape((size,)), fill_value, d.np), requires_grad, device)
 
 

@@ -12,6 +12,8 @@ permuted view of the tensor instead.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import autograd as ag
@@ -26,11 +28,20 @@ _COPY = REGISTRY["copy"]
 
 def _as_index_tensor(k):
     if isinstance(k, Tensor):
-        return k
+        if k.dtype.is_bool or k.dtype.name in ("int64", "int32"):
+            return k
+        if k.dtype.name == "uint8":     # torch's legacy byte mask
+            warnings.warn("indexing with dtype torch.uint8 is now deprecated, please use a "
+                          "dtype torch.bool instead.", UserWarning, stacklevel=4)
+            return k != 0
+        raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors; "
+                         f"got {k.dtype.name}")
     a = np.asarray(k)
+    if a.dtype == np.uint8:
+        return _as_index_tensor(Tensor._make(a))
     if a.dtype == np.bool_ or a.dtype.kind in "iu" or a.size == 0:
         return Tensor._make(a.astype(np.int64) if a.dtype.kind in "iu" or a.size == 0 else a)
-    raise IndexError(f"tensors used as indices must be long, int or bool tensors; got "
+    raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors; got "
                      f"{a.dtype}")
 
 
@@ -85,7 +96,7 @@ def parse_key(shape: tuple, key) -> tuple:
                 dim += mask.ndim
             else:
                 if not k.dtype.is_integer:
-                    raise IndexError(f"tensors used as indices must be long, int or bool "
+                    raise IndexError(f"tensors used as indices must be long, int, byte or bool "
                                      f"tensors; got {k.dtype.name}")
                 if type(k._data) is _ndarray and k._data.size:
                     lo, hi = int(k._data.min()), int(k._data.max())

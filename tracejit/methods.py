@@ -92,11 +92,17 @@ def div(self, other, *, rounding_mode=None):
     if rounding_mode == "floor":
         return apply(R["floordiv"], self, other)
     if rounding_mode == "trunc":
-        q = apply(R["div"], self, other).trunc()
         dt = D.result_type([self.dtype], [], [D.scalar_dtype(other)] if not isinstance(
             other, Tensor) else []) if not isinstance(other, Tensor) else \
             D.promote_types(self.dtype, other.dtype)
-        return q if dt.is_floating_point else q.to(dt)
+        if dt.is_floating_point or dt.is_bool:
+            q = apply(R["div"], self, other).trunc()
+            return q if dt.is_floating_point else q.to(dt)
+        # integers: exact (a float quotient loses digits past 2**24), and a zero divisor
+        # raises as in floor division; floor rounds down where the signs differ
+        f = apply(R["floordiv"], self, other)
+        inexact = (self - f * other) != 0
+        return f + (inexact & ((self < 0) != (other < 0))).to(dt)
     raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
                        f"found '{rounding_mode}'")
 
@@ -124,23 +130,35 @@ def pow(self, exponent):
     return apply(R["pow"], self, exponent)
 
 
+def _checked_result_type(*operands) -> D.DType:
+    """The dtype tensors and Python numbers promote to, each number checked to fit it (torch
+    refuses `int8.clamp(-1000, 1000)`; a negative uint8 number wraps in `apply`)."""
+    ts = [t for t in operands if isinstance(t, Tensor)]
+    scalars = [x for x in operands if not isinstance(x, Tensor)]
+    dt = D.result_type([t.dtype for t in ts if t.ndim], [t.dtype for t in ts if not t.ndim],
+                       [D.scalar_dtype(x) for x in scalars])
+    for x in scalars:
+        D.check_fill(x, dt)
+    return dt
+
+
 @both
 def clamp(self, min=None, max=None):
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
-    big = np.inf if self.dtype.is_floating_point or isinstance(min, float) or \
-        isinstance(max, float) else np.iinfo(np.int64).max
-    lo = -big if min is None else min
-    hi = big if max is None else max
-    if isinstance(lo, float) and not self.dtype.is_floating_point and np.isinf(lo):
-        lo = self.dtype.np.type(np.iinfo(self.dtype.np).min) if self.dtype.is_integer else lo
-    if isinstance(hi, float) and not self.dtype.is_floating_point and np.isinf(hi):
-        hi = self.dtype.np.type(np.iinfo(self.dtype.np).max) if self.dtype.is_integer else hi
-    if not self.dtype.is_floating_point and min is None:
-        lo = int(np.iinfo(self.dtype.np).min) if self.dtype.is_integer else lo
-    if not self.dtype.is_floating_point and max is None:
-        hi = int(np.iinfo(self.dtype.np).max) if self.dtype.is_integer else hi
-    return apply(R["clamp"], self, lo, hi)
+    # the result's dtype promotes self with the bounds given; a missing bound is that dtype's
+    # extreme (not self's: an int8 tensor clamped to a float or int64 tensor is not clipped to
+    # int8's range)
+    given = [b for b in (min, max) if b is not None]
+    dt = _checked_result_type(self, *given)
+    if dt.is_floating_point:
+        ext = (-np.inf, np.inf)
+    elif dt.is_bool:
+        ext = (False, True)
+    else:
+        ext = (int(np.iinfo(dt.np).min), int(np.iinfo(dt.np).max))
+    return apply(R["clamp"], self, ext[0] if min is None else min,
+                 ext[1] if max is None else max)
 
 
 Tensor.clip = Tensor.clamp
@@ -162,11 +180,13 @@ Tensor.clamp_min, Tensor.clamp_max = clamp_min, clamp_max
 def where(condition, input=None, other=None):
     if input is None and other is None:
         return condition.nonzero(as_tuple=True)
+    _checked_result_type(input, other)
     return apply(R["where"], condition, input, other)
 
 
 @method
 def where_(self, condition, other):  # noqa: D401 - Tensor.where(condition, y)
+    _checked_result_type(self, other)
     return apply(R["where"], condition, self, other)
 
 
@@ -181,7 +201,7 @@ def masked_fill(self, mask, value):
         raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got "
                            f"tensor with {value.ndim} dimension(s).")
     if not isinstance(value, Tensor):
-        D.check_fill(value, self.dtype)
+        value = D.check_fill(value, self.dtype)
         value = _created(Tensor._make(np.asarray(value).astype(self._data.dtype)))
     elif value.dtype is not self.dtype:
         value = value.to(self.dtype)
@@ -198,6 +218,11 @@ def _rdims(dim, ndim: int) -> tuple:
 @both
 def nonzero(self, *, as_tuple=False):
     a = self._value("nonzero()")
+    if a.ndim == 0:             # torch: a 0-d tensor's nonzero has shape (count, 0)
+        if not as_tuple:
+            out = Tensor._make(np.zeros((int(bool(a)), 0), np.int64))
+            return out.to(self.device) if self.is_cuda else out
+        a = a.reshape(1)
     nz = np.nonzero(a)
     if as_tuple:
         out = tuple(Tensor._make(i.astype(np.int64)) for i in nz)
@@ -313,7 +338,7 @@ def _new_full(self, size, value, dtype):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     d = D.get_dtype(dtype) if dtype is not None else self.dtype
-    D.check_fill(value, d)
+    value = D.check_fill(value, d)
     dt = d.name
     if self.is_cuda:  # made on the GPU, not copied there
         from . import cuda
@@ -619,6 +644,8 @@ def isnan(self):
 
 @both
 def isinf(self):
+    if not self.dtype.is_floating_point:        # integers and bools are never infinite
+        return self != self
     return (self.abs() == float("inf"))
 
 

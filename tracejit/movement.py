@@ -232,6 +232,9 @@ def repeat(self, *sizes):
 
 @both
 def flip(self, dims):
+    if self.ndim == 0:          # torch takes dim 0 or -1 of a 0-d tensor: nothing to flip
+        norm_dims(dims if isinstance(dims, (list, tuple)) else (dims,), 1)
+        return self.clone()
     dims = norm_dims(dims if isinstance(dims, (list, tuple)) else (dims,), self.ndim)
     return apply(R["flip"], self, dims=dims)
 
@@ -343,6 +346,9 @@ def stack(tensors, dim=0):
 def gather(self, dim, index):
     """out[i][j][k] = self[i][index[i][j][k]][k] (for dim=1), via advanced indexing. Unlike
     an index, a negative entry is out of range (torch), not counted from the end."""
+    if self.ndim == 0 and index.ndim == 0:      # torch treats both as 1-d of one element
+        _norm_dim(dim, 1)
+        return gather(self.reshape(1), 0, index.reshape(1)).reshape(())
     d = _norm_dim(dim, self.ndim)
     if index.ndim != self.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
@@ -393,9 +399,26 @@ def out_of_range(index, n: int, skip=None):
     return int(v[bad].flat[0]) if bad.any() else None
 
 
-@function
-def take_along_dim(input, indices, dim):
-    return input.gather(dim, indices)
+@both
+def take_along_dim(input, indices, dim=None):
+    """torch.take_along_dim: gather along `dim` with input and indices broadcast against each
+    other on the other dims (dim None: both flattened); negative indices count from the end."""
+    if dim is None:
+        input, indices, dim = input.reshape(-1), indices.reshape(-1), 0
+    if input.ndim != indices.ndim:
+        raise RuntimeError(f"take_along_dim(): input and indices should have the same number "
+                           f"of dimensions, but got {input.ndim} and {indices.ndim}")
+    d = _norm_dim(dim, input.ndim)
+    shape = [max(a, b) if i != d else None for i, (a, b) in
+             enumerate(zip(input.shape, indices.shape))]
+    for i, (a, b) in enumerate(zip(input.shape, indices.shape)):
+        if i != d and a != b and 1 not in (a, b):
+            raise RuntimeError(f"take_along_dim(): input {tuple(input.shape)} and indices "
+                               f"{tuple(indices.shape)} do not broadcast at dim {i}")
+    n = input.shape[d]
+    indices = indices.where(indices >= 0, indices + n)
+    return input.expand(*[s if s is not None else -1 for s in shape]).gather(
+        d, indices.expand(*[s if s is not None else -1 for s in shape]))
 
 
 @function

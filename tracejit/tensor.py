@@ -199,10 +199,22 @@ class Tensor:
         return bool(a.reshape(()))
 
     def __float__(self) -> float:
-        return float(self.item())
+        return float(self._scalar("float"))
 
     def __int__(self) -> int:
-        return int(self.item())
+        return int(self._scalar("int"))
+
+    def _scalar(self, what: str):
+        if self.numel() != 1:   # torch's ValueError (item() raises RuntimeError)
+            raise ValueError(f"only one element tensors can be converted to Python scalars "
+                             f"({what}() of a tensor of shape {tuple(self.shape)})")
+        return self.item()
+
+    def __format__(self, spec: str) -> str:
+        # f"{loss:.4f}" formats a 0-d tensor's value, as torch does
+        if self.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
 
     def __index__(self) -> int:
         if not (self.dtype.is_integer or self.dtype.is_bool) or self.numel() != 1:

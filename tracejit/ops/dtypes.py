@@ -129,9 +129,25 @@ def to_float(d: DType) -> DType:
     return d if d.is_floating_point else default_float
 
 
-def check_fill(value, dtype: "DType") -> None:
-    """torch refuses to fill an integer or bool tensor with NaN or an infinity (numpy would
-    store INT_MIN)."""
-    if not dtype.is_floating_point and isinstance(value, (float, np.floating)) and \
-            not np.isfinite(value):
+def check_fill(value, dtype: "DType"):
+    """A Python number stored as `dtype` (a fill, a clamp bound, a `where` operand): torch
+    refuses one the dtype cannot hold, where numpy would wrap it or store INT_MIN. As torch's
+    overflow check: NaN and infinities never fit an integer; a uint8 takes -255..255 (a
+    negative value wraps); a float32/float16 takes any finite value within its range, and
+    infinities. Returns the value to store (a negative uint8 value wrapped)."""
+    if dtype.is_bool or not isinstance(value, (int, float, np.integer, np.floating)) or \
+            isinstance(value, (bool, np.bool_)):
+        return value
+    if dtype.is_floating_point:
+        bad = dtype.np != np.float64 and np.isfinite(value) and \
+            abs(float(value)) > float(np.finfo(dtype.np).max)
+    elif isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        bad = True
+    else:
+        info = np.iinfo(dtype.np)
+        bad = value > info.max or (value < -info.max if info.min == 0 else value < info.min)
+    if bad:
         raise RuntimeError(f"value cannot be converted to type {dtype.name} without overflow")
+    if not dtype.is_floating_point and value < 0 and np.iinfo(dtype.np).min == 0:
+        return int(value) % (int(np.iinfo(dtype.np).max) + 1)      # wraps, as in torch
+    return value

@@ -73,7 +73,7 @@ def _plan(x, key: tuple, idx: list) -> tuple:
     for i in advpos:
         a = _as_index(arrays[items[i][1]])
         if a is None:
-            raise IndexError("tensors used as indices must be long, int or bool tensors")
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         adv.append((A.broadcast_to(a, bshape), vdims[i]))
     return v, shape, roles, adv
 
