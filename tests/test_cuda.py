@@ -303,6 +303,27 @@ def test_matmul_forward_backward():
         (i @ i.T).tolist()
 
 
+def test_compiled_reduction_results_broadcast_back_fill_every_element():
+    """A reduction's per-row value stored expanded over the reduced axis (x.sum(1, keepdim=True)
+    .expand(...), and the backward of a sum) is written for every element of the row, not
+    once per row (the rest held stale pool memory)."""
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    cases = [lambda x: x.sum(1, keepdim=True).expand(3, 4),
+             lambda x: x.mean(-1, keepdim=True).expand_as(x),
+             lambda x: x.amax(1, keepdim=True).expand(3, 4), lambda x: x.sum(0).expand(3, 4),
+             lambda x: tj.zeros_like(x) + x.sum(),
+             lambda x: (x.softmax(1), x.amax(1, keepdim=True).expand(3, 4) * 2.0)]
+    for f in cases:
+        got, want = tj.compile(f)(tj.tensor(a, device="cuda")), f(tj.tensor(a))
+        for g, w in zip(got if isinstance(got, tuple) else (got,),
+                        want if isinstance(want, tuple) else (want,)):
+            close(g, w, rtol=1e-5, atol=1e-6)
+    x = tj.tensor(a, device="cuda", requires_grad=True)
+    tj.compile(lambda x, y: (x.sum(1, keepdim=True) * y).sum())(
+        x, tj.ones(3, 4, device="cuda")).backward()
+    assert x.grad.tolist() == [[4.0] * 4] * 3
+
+
 def test_blocked_matmul_on_tile_edges_transposed_operands_and_float64():
     """The register-blocked float kernel: sizes off its tiles, each operand row-major or
     transposed (its tiles load along the other axis), float64, a general strided view."""

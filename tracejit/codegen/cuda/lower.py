@@ -279,12 +279,12 @@ class _Gen:
                 em.line("cuda.syncthreads()")
                 self.outer_level(p + 1, vals, kept)
             else:
-                late = [q for q, st in enumerate(k.stores) if k.steps[st.step].inner and
+                late = [q for q, st in enumerate(k.stores) if st.inner and
                         k.steps[st.step].after == k.npasses]
                 if late and not stage2:
                     self.range_loop(k.npasses, [], acc, vals, kept, red)
                 for q, st in enumerate(k.stores):
-                    if not k.steps[st.step].inner:
+                    if not st.inner:
                         self.store(q, vals, kept, guard="valid and ty == 0")
             em.line("tile += i8(cuda.gridDim.x)")
 
@@ -302,7 +302,9 @@ class _Gen:
         range's last element again (a valid address) and is masked out of the accumulators
         and stores."""
         k, em = self.k, self.em
-        stores = [q for q, st in enumerate(k.stores) if k.steps[st.step].inner and
+        # every store that varies along the reduce axes, also of an outer value broadcast
+        # along them (x.sum(1, keepdim=True).expand(...)): written once per element
+        stores = [q for q, st in enumerate(k.stores) if st.inner and
                   k.steps[st.step].after == p]
         for i in rs:
             em.line(f"a{i} = {literal(identity(k.steps[i].op, k.steps[i].dtype.name), acc[i])}")
@@ -362,7 +364,7 @@ class _Gen:
             em.line("cuda.syncthreads()")
             self.outer_level(1, vals, kept)
             for q, st in enumerate(k.stores):
-                if not k.steps[st.step].inner:
+                if not st.inner:
                     self.store(q, vals, kept, guard="valid and ty == 0")
             with em.block("if tx == 0 and ty == 0:"):
                 em.line("cnt[u8(tile)] = i4(0)")
