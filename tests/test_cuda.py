@@ -324,6 +324,39 @@ def test_compiled_reduction_results_broadcast_back_fill_every_element():
     assert x.grad.tolist() == [[4.0] * 4] * 3
 
 
+def test_devices_of_gradients_conversions_dropout_rnn_states_and_checkpoints(tmp_path):
+    x = tj.tensor([1.0, 2.0, 3.0], device="cuda", requires_grad=True)
+    (x * 2).sum().backward(tj.tensor(1.0))          # a 0-d CPU gradient moves, as in torch
+    assert x.grad.device.type == "cuda"
+    with pytest.raises(RuntimeError, match="expected device cuda:0 but got cpu"):
+        (x * 2).backward(tj.tensor([1.0, 1.0, 1.0]))
+    g = tj.zeros(2, device="cuda", dtype=tj.float64)
+    moved = tj.ones(2).to(g)
+    assert (moved.device.type, moved.dtype) == ("cuda", tj.float64)
+    assert g.new_tensor([1, 2]).device.type == "cuda"
+    on = tj.ones(8, device="cuda")
+    assert tj.nn.functional.dropout(on, 0.5, training=True).device.type == "cuda"
+    assert tj.nn.GRUCell(4, 5).cuda()(tj.randn(2, 4, device="cuda")).device.type == "cuda"
+    assert tj.nn.LSTM(4, 3).cuda()(tj.randn(2, 1, 4, device="cuda"))[0].device.type == "cuda"
+    w = tj.ones(3, 2, device="cuda")
+    for f in (lambda: tj.nn.functional.embedding(tj.tensor([0, 1]), w),
+              lambda: w.gather(1, tj.tensor([[0], [1], [0]]))):
+        with pytest.raises(RuntimeError, match="same device"):
+            f()
+    assert w[tj.tensor([0, 1])].device.type == "cuda"       # indexing takes a CPU index
+    c = tj.zeros(2, 3, device="cuda")
+    c[0] = tj.ones(3)                   # basic indexing copies a CPU value over
+    c[1:2] = tj.full((1, 3), 2.0)
+    assert c.tolist() == [[1.0] * 3, [2.0] * 3]
+    path = str(tmp_path / "ck.pt")
+    tj.save({"a": tj.ones(2, device="cuda"), "b": tj.zeros(2)}, path)
+    for ml, want in [(None, ("cuda", "cpu")), ({"cuda:0": "cpu"}, ("cpu", "cpu")),
+                     ({"cpu": "cuda"}, ("cuda", "cuda")), (lambda s, loc: s, ("cpu", "cpu")),
+                     (lambda s, loc: None, ("cuda", "cpu"))]:
+        d = tj.load(path, map_location=ml)
+        assert (d["a"].device.type, d["b"].device.type) == want
+
+
 def test_blocked_matmul_on_tile_edges_transposed_operands_and_float64():
     """The register-blocked float kernel: sizes off its tiles, each operand row-major or
     transposed (its tiles load along the other axis), float64, a general strided view."""

@@ -586,6 +586,11 @@ def _root_grads(Tensor, outputs, grad_outputs, what: str) -> list:
                 raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
                                    f"{tuple(g.shape)} and output[{i}] has a shape of "
                                    f"{tuple(t.shape)}.")
+            if g.device != t.device:
+                if g.ndim:      # torch moves a 0-d gradient, and refuses others
+                    raise RuntimeError(f"invalid gradient at index {i} - expected device "
+                                       f"{t.device} but got {g.device}")
+                g = g.to(t.device)
         grads.append(g)
     return grads
 

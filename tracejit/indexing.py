@@ -199,6 +199,8 @@ def setitem(t: Tensor, key, value) -> None:
         value = Tensor._make(np.asarray(value, dtype=t._data.dtype))
     elif value.dtype is not t.dtype:
         value = value.to(t.dtype)
+    if not idx and value.ndim and value.device != t.device:
+        value = value.to(t.device)      # basic indexing copies across devices (torch's copy_)
     from .inplace import check_inplace, commit
     record = check_inplace(t, value)
     if not record and type(t._data) is _ndarray and type(value._data) is _ndarray:

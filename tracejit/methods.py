@@ -235,8 +235,8 @@ def nonzero(self, *, as_tuple=False):
 @both
 def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
     for a in args:
-        if isinstance(a, Tensor):
-            dtype = a.dtype
+        if isinstance(a, Tensor):       # the other tensor's dtype and device, as torch
+            dtype, device = a.dtype, a.device
         elif isinstance(a, (D.DType, type)) or (isinstance(a, str) and
                                                  a.replace("tracejit.", "") in D._BY_NAME):
             dtype = a
@@ -329,9 +329,10 @@ def new_empty(self, *size, dtype=None, requires_grad=False):
 
 
 @method
-def new_tensor(self, data, dtype=None, requires_grad=False):
+def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
     from .factories import tensor
-    return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    return tensor(data, dtype=dtype or self.dtype, device=device or self.device,
+                  requires_grad=requires_grad)
 
 
 def _new_full(self, size, value, dtype):

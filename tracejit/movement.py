@@ -349,6 +349,7 @@ def gather(self, dim, index):
     if self.ndim == 0 and index.ndim == 0:      # torch treats both as 1-d of one element
         _norm_dim(dim, 1)
         return gather(self.reshape(1), 0, index.reshape(1)).reshape(())
+    same_device(self, index, "gather")
     d = _norm_dim(dim, self.ndim)
     if index.ndim != self.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
@@ -397,6 +398,15 @@ def out_of_range(index, n: int, skip=None):
     if skip is not None:
         bad &= v != skip
     return int(v[bad].flat[0]) if bad.any() else None
+
+
+def same_device(t, index, what: str) -> None:
+    """gather and embedding take their index on the data's device (torch's error; indexing
+    `x[idx]` accepts a CPU index for CUDA data)."""
+    if index.ndim and index.device != t.device:
+        raise RuntimeError(f"Expected all tensors to be on the same device, but got index is on "
+                           f"{index.device}, different from other tensors on {t.device} (when "
+                           f"checking argument for argument index in {what})")
 
 
 @both

@@ -163,7 +163,8 @@ def _name(f) -> str:
 def load(f, map_location=None, weights_only: bool | None = None, **kwargs):
     """Load what `tj.save` wrote (or a plain .npz of arrays). Never executes code from the
     file; raises CheckpointError naming the file when it is damaged or not a checkpoint."""
-    if map_location is not None and str(map_location) not in ("cpu",):
+    if map_location is not None and not isinstance(map_location, dict) and \
+            not callable(map_location) and str(map_location) not in ("cpu",):
         from .factories import _device_check
         _device_check(map_location)
     name = _name(f)
@@ -241,8 +242,21 @@ def _read_tensor(zf, meta, bad, map_location=None):
         D.from_numpy_dtype(arr.dtype)
     except TypeError:
         raise bad(f"member '{meta['file']}' has unsupported dtype {arr.dtype}") from None
-    device = str(map_location) if map_location is not None else meta.get("device", "cpu")
-    if device != "cpu":
+    saved = meta.get("device", "cpu")
+    if callable(map_location) and not isinstance(map_location, str):
+        # torch calls map_location(storage, location): what it returns is the tensor's data
+        # (None: where it was saved)
+        got = map_location(Tensor._make(arr), "cuda:0" if saved.startswith("cuda") else saved)
+        if isinstance(got, Tensor):
+            arr, device = got._data, "cpu"
+        else:
+            device = saved
+    elif isinstance(map_location, dict):        # {saved location: new location}
+        alias = {"cuda": "cuda:0", "cuda:0": "cuda"}.get(saved)
+        device = str(map_location.get(saved, map_location.get(alias, saved)))
+    else:
+        device = str(map_location) if map_location is not None else saved
+    if device != "cpu" and type(arr) is np.ndarray:
         from .cuda import upload
         from .factories import _device_check
         _device_check(device)                   # (no GPU: a clear error, as torch's)

@@ -337,12 +337,8 @@ class Tensor:
                     not fn.retains and self._data.ndim == 0):
                 from . import cuda  # a fill kernel: an upload would wait for the forward
                 gradient = Tensor._make(cuda.full(self._data.shape, 1, self.dtype.name))
-        else:
-            gradient = as_tensor(gradient, dtype=self.dtype)
-            if gradient.shape != self.shape:
-                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
-                                   f"{tuple(gradient.shape)} and output[0] has a shape of "
-                                   f"{tuple(self.shape)}.")
+        else:       # (checked as autograd.grad checks its grad_outputs)
+            gradient = ag._root_grads(Tensor, [self], [gradient], "backward()")[0]
         if retain_graph is None:
             retain_graph = create_graph
         if inputs is not None:

@@ -133,6 +133,7 @@ class Tracer:
 
     # --- hooks ---
     def hook(self, op, args, params):
+        self.check_devices(op, args)
         ins = [self.node_of(a) for a in args]
         loc = self.loc_override or user_location()
         typ = infer_type(op.name, ins, params)
@@ -171,6 +172,23 @@ class Tracer:
                             f"Hint: use an out-of-place op or .clone() it first.")
             stack.extend(n.inputs)
         return None
+
+    def check_devices(self, op, args) -> None:
+        """Eager's device rule for the operands of one op: traced values are on the trace's
+        device; a tensor made inside the function is on its own (`x + tj.ones(2)` with x on
+        the GPU raises, as in eager, rather than compile with the CPU tensor uploaded). A 0-d
+        CPU tensor goes with any device, and index operands may stay on the CPU."""
+        seen = set()
+        for a in args[:{"index": 1, "index_put": 2}.get(op.name, len(args))]:
+            if a._is_symbolic:
+                seen.add(self.on_cuda)
+            elif type(a._data) is not _ndarray:
+                seen.add(True)
+            elif a._data.ndim:
+                seen.add(False)
+        if len(seen) > 1:
+            raise RuntimeError("Expected all tensors to be on the same device, but found at "
+                               "least two devices, cuda:0 and cpu!")
 
     def module(self, m) -> None:
         """A module called during the trace: its training flag is part of the cache key, and

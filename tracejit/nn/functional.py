@@ -11,7 +11,7 @@ import warnings
 
 from .. import autograd as ag
 from ..factories import arange, rand
-from ..movement import negatives_out_of_range, out_of_range
+from ..movement import negatives_out_of_range, out_of_range, same_device
 from ..movement import pad  # noqa: F401  (F.pad, as torch.nn.functional.pad)
 from ..tensor import Tensor
 from .conv import avg_pool2d, conv1d, conv2d, max_pool2d  # noqa: F401
@@ -241,7 +241,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
         return input
     if p == 1.0:
         return _maybe_in_place(input, inplace, lambda x: x * 0.0)
-    keep = (rand(input.shape) < (1.0 - p)).to(input.dtype)
+    keep = (rand(input.shape, device=input.device) < (1.0 - p)).to(input.dtype)
     return _maybe_in_place(input, inplace, lambda x: x * keep * (1.0 / (1.0 - p)))
 
 
@@ -256,6 +256,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
     if max_norm is not None or scale_grad_by_freq or sparse:
         raise NotImplementedError("embedding(): max_norm, scale_grad_by_freq and sparse are not "
                                   "supported by tracejit")
+    same_device(weight, input, "embedding")
     n = weight.shape[0]
     if out_of_range(input, n) is not None:          # (torch's words)
         raise IndexError("index out of range in self")

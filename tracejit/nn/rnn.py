@@ -120,8 +120,8 @@ class RNNBase(Module):
         dirs = 2 if self.bidirectional else 1
         hshape = (self.num_layers * dirs, n, self.hidden_size)
         if hx is None:
-            h0 = zeros(hshape, dtype=x.dtype)
-            c0 = zeros(hshape, dtype=x.dtype) if lstm else None
+            h0 = zeros(hshape, dtype=x.dtype, device=x.device)
+            c0 = zeros(hshape, dtype=x.dtype, device=x.device) if lstm else None
         else:
             h0, c0 = hx if lstm else (hx, None)
             if not batched:
@@ -255,7 +255,7 @@ class _CellBase(Module):
     def _run(self, input: Tensor, hx, n_state: int):
         x, batched, hs = self._prepare(input, hx)
         if hs is None:
-            hs = tuple(zeros(x.shape[0], self.hidden_size, dtype=x.dtype)
+            hs = tuple(zeros(x.shape[0], self.hidden_size, dtype=x.dtype, device=x.device)
                        for _ in range(n_state))
         gi = F.linear(x, self.weight_ih, self.bias_ih)
         h, c = _step(self.mode, gi, hs[0], hs[1] if n_state == 2 else None, self.weight_hh,
