@@ -206,3 +206,107 @@ def test_schedulers():
     assert got == [1, 0.5, 0.25, 0.125]
     got, _ = lrs(lambda o: lr_scheduler.MultiStepLR(o, [2, 3], 0.1), n=4)
     assert got == pytest.approx([1, 1, 0.1, 0.01, 0.01])
+
+
+@pytest.mark.parametrize("cls,kw,missing", [
+    (tj.optim.AdamW, {"lr": 0.05, "weight_decay": 0.3}, ["decoupled_weight_decay"]),
+    (tj.optim.Adam, {"lr": 0.05, "amsgrad": True},
+     ["amsgrad", "maximize", "decoupled_weight_decay", "foreach", "fused", "capturable"]),
+    (tj.optim.SGD, {"lr": 0.1, "momentum": 0.9}, ["nesterov", "maximize", "differentiable"]),
+    (tj.optim.RMSprop, {"lr": 0.01, "momentum": 0.5}, ["centered", "foreach", "capturable"])])
+def test_load_state_dict_fills_hyperparameters_an_older_checkpoint_lacks(cls, kw, missing):
+    """A checkpoint from an older torch lacks the hyperparameters added since (AdamW's
+    decoupled_weight_decay before 2.6): loading fills them in, as torch does, and step() runs
+    the same update as an optimizer that never lost them."""
+    want, opt = run(cls, steps=2, **kw)
+    sd = opt.state_dict()
+    for name in missing:
+        del sd["param_groups"][0][name]
+    p = tj.tensor(want[-1], requires_grad=True)
+    loaded = cls([p], **kw)
+    loaded.load_state_dict(sd)
+    assert set(loaded.param_groups[0]) == set(opt.param_groups[0])
+    # every value as the optimizer had it, but amsgrad (torch's fallback is False) and
+    # momentum for RMSprop (0)
+    fallback = {"amsgrad": False, "momentum": 0}
+    for name in missing:
+        assert loaded.param_groups[0][name] == fallback.get(name, opt.param_groups[0][name])
+    p.grad = opt.param_groups[0]["params"][0].grad = tj.tensor(GRADS[2])
+    opt.param_groups[0].update({k: loaded.param_groups[0][k] for k in missing})
+    opt.step()
+    loaded.step()
+    np.testing.assert_array_equal(p.detach().numpy(),
+                                  opt.param_groups[0]["params"][0].detach().numpy())
+
+
+def test_adamw_always_decouples_weight_decay_and_load_keeps_param_names():
+    opt = tj.optim.AdamW(nn.Linear(2, 1).named_parameters())
+    sd = opt.state_dict()
+    sd["param_groups"][0]["decoupled_weight_decay"] = False    # as Adam's fallback would be
+    del sd["param_groups"][0]["param_names"]
+    opt.load_state_dict(sd)
+    assert opt.param_groups[0]["decoupled_weight_decay"] is True
+    assert opt.param_groups[0]["param_names"] == ["weight", "bias"]
+
+
+def test_load_state_dict_turns_a_numeric_step_into_a_tensor():
+    # torch < 1.12 saved Adam's step count as a number
+    _, opt = run(tj.optim.Adam, steps=2, lr=0.01)
+    sd = opt.state_dict()
+    sd["state"][0]["step"] = 2
+    p = tj.tensor(P0, requires_grad=True)
+    loaded = tj.optim.Adam([p], lr=0.01)
+    loaded.load_state_dict(sd)
+    step = loaded.state[p]["step"]
+    assert isinstance(step, tj.Tensor) and step.item() == 2.0
+    p.grad = tj.tensor(GRADS[0])
+    loaded.step()
+    assert step.item() == 3.0
+
+
+IMPL = {"foreach", "fused", "capturable", "differentiable"}
+TORCH_SWITCHES = {tj.optim.SGD: {"foreach", "fused", "differentiable"},
+                  tj.optim.Adam: IMPL, tj.optim.AdamW: IMPL,
+                  tj.optim.RMSprop: {"foreach", "capturable", "differentiable"}}
+
+
+@pytest.mark.parametrize("cls,kw", [
+    (tj.optim.SGD, {"momentum": 0.9, "foreach": True}),
+    (tj.optim.SGD, {"momentum": 0.9, "fused": True, "differentiable": False}),
+    (tj.optim.Adam, {"foreach": False, "capturable": False, "fused": None}),
+    (tj.optim.AdamW, {"fused": True, "differentiable": False}),
+    (tj.optim.RMSprop, {"centered": True, "foreach": True, "capturable": False})])
+def test_torch_implementation_switches_are_accepted_and_change_nothing(cls, kw):
+    plain = {k: v for k, v in kw.items() if k not in IMPL}
+    want, _ = run(cls, lr=0.01, **plain)
+    got, opt = run(cls, lr=0.01, **kw)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    group = opt.param_groups[0]
+    for k, v in kw.items():
+        assert group[k] == v and opt.defaults[k] == v
+    # the switches a torch optimizer's groups hold, so state dicts round trip
+    assert set(opt.defaults) & IMPL == TORCH_SWITCHES[cls]
+    sd = opt.state_dict()
+    other = cls([tj.tensor(P0, requires_grad=True)], lr=0.01, **plain)
+    other.load_state_dict(sd)
+    assert {k: other.param_groups[0][k] for k in kw} == kw
+
+
+
+def test_torch_implementation_switches_that_are_not_supported():
+    p = [tj.zeros(2, requires_grad=True)]
+    for cls in (tj.optim.SGD, tj.optim.Adam, tj.optim.AdamW, tj.optim.RMSprop):
+        with pytest.raises(NotImplementedError, match="differentiable=True is not supported"):
+            cls(p, differentiable=True)
+    for cls in (tj.optim.Adam, tj.optim.AdamW, tj.optim.RMSprop):
+        with pytest.raises(NotImplementedError, match="capturable=True"):
+            cls(p, capturable=True)
+    for cls in (tj.optim.SGD, tj.optim.Adam, tj.optim.AdamW):
+        with pytest.raises(RuntimeError, match="`fused` and `foreach` cannot be `True`"):
+            cls(p, fused=True, foreach=True)
+    with pytest.raises(TypeError):
+        tj.optim.RMSprop(p, fused=True)            # as torch's RMSprop: no fused kernel
+    # RMSprop takes them positionally, in torch's order
+    opt = tj.optim.RMSprop(p, 0.01, 0.99, 1e-8, 0.0, 0.0, False, False, True, True)
+    assert opt.defaults["foreach"] is True and opt.defaults["maximize"] is True

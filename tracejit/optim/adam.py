@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from .. import autograd as ag
 from ..factories import tensor, zeros_like
 from ..tensor import Tensor, _tracer
-from .optimizer import Optimizer
+from .optimizer import Optimizer, implementation
 
 
 def _lerp_(t: Tensor, end: Tensor, weight: float) -> Tensor:
@@ -22,9 +22,16 @@ def _lerp_(t: Tensor, end: Tensor, weight: float) -> Tensor:
 
 
 class Adam(Optimizer):
+    # what a loaded group lacking the key gets (see Optimizer._fill_group)
+    _legacy_defaults = {"amsgrad": False, "maximize": False, "foreach": None,
+                        "capturable": False, "differentiable": False,
+                        "decoupled_weight_decay": False, "fused": None}
+
     def __init__(self, params: Iterable, lr: float = 1e-3, betas=(0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
-                 maximize: bool = False, decoupled_weight_decay: bool = False) -> None:
+                 foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None,
+                 decoupled_weight_decay: bool = False) -> None:
         if lr < 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if eps < 0.0:
@@ -35,9 +42,12 @@ class Adam(Optimizer):
             raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
         if weight_decay < 0.0:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        implementation(foreach, fused, capturable, differentiable)
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps,
                                   "weight_decay": weight_decay, "amsgrad": amsgrad,
-                                  "maximize": maximize,
+                                  "maximize": maximize, "foreach": foreach,
+                                  "capturable": capturable, "differentiable": differentiable,
+                                  "fused": fused,
                                   "decoupled_weight_decay": decoupled_weight_decay})
 
     @ag.no_grad()
@@ -84,6 +94,15 @@ class AdamW(Adam):
 
     def __init__(self, params: Iterable, lr: float = 1e-3, betas=(0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                 maximize: bool = False, foreach: bool | None = None, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
+                         maximize=maximize, capturable=capturable,
+                         differentiable=differentiable, fused=fused,
                          decoupled_weight_decay=True)
+
+    def _fill_group(self, group: dict) -> None:
+        super()._fill_group(group)
+        # as torch: AdamW is Adam with decoupled weight decay whatever a checkpoint says
+        # (one from torch < 2.6 lacks the key, and Adam's fallback for it is False)
+        group["decoupled_weight_decay"] = True

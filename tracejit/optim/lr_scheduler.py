@@ -1,74 +1,29 @@
-"""Learning-rate schedulers (`StepLR`, `CosineAnnealingLR`, `LambdaLR`, ...), as PyTorch's.
+"""Learning-rate schedulers, as PyTorch's: `tj.optim.lr_scheduler.X` for all of them.
 
-A scheduler sets `group['lr']` of its optimizer each time `step()` is called (once per epoch,
-after `optimizer.step()`); construction performs the first step (epoch 0), as in PyTorch. The
-chainable (recursive) formulas are PyTorch's, so the learning rates match step by step.
+This file holds the ones that scale the learning rate by epoch (StepLR, CosineAnnealingLR,
+LambdaLR, LinearLR, ...); the base class is in lr_base.py, the cyclic ones (CyclicLR,
+OneCycleLR, CosineAnnealingWarmRestarts) in lr_cyclic.py, ReduceLROnPlateau in lr_plateau.py,
+and those that combine schedulers (SequentialLR, ChainedScheduler) in lr_chain.py. The chainable
+(recursive) formulas are PyTorch's, operation for operation, so the learning rates match step by
+step; `_get_closed_form_lr`, where PyTorch has one, serves `step(epoch)`.
 """
 from __future__ import annotations
 
 import bisect
 import math
-import types
 from collections.abc import Callable
 
-from ..tensor import _tracer
+from .lr_base import EPOCH_DEPRECATION_WARNING, _LRScheduler  # noqa: F401 - as torch's
+from .lr_base import LRScheduler, lambdas_state
+from .lr_chain import ChainedScheduler, SequentialLR
+from .lr_cyclic import CosineAnnealingWarmRestarts, CyclicLR, OneCycleLR
+from .lr_plateau import ReduceLROnPlateau
 from .optimizer import Optimizer
 
-
-class LRScheduler:
-    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        self.optimizer = optimizer
-        if last_epoch == -1:
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-        else:
-            for i, group in enumerate(optimizer.param_groups):
-                if "initial_lr" not in group:
-                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] "
-                                   f"when resuming an optimizer")
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = last_epoch
-        self._step_count = 0
-        # the constructor's step: a scheduler resumed at last_epoch = k keeps the lr it finds
-        # (torch's _initial_mode), where get_lr would move it one step further
-        self._is_initial = True
-        self.step()
-        self._is_initial = False
-
-    def get_lr(self) -> list:
-        raise NotImplementedError
-
-    def get_last_lr(self) -> list:
-        return self._last_lr
-
-    def step(self, epoch: int | None = None) -> None:
-        if _tracer["active"]:
-            # its counters are Python state that a compiled function would update only while
-            # tracing: the call runs eagerly (the learning rate it sets is read on every call)
-            _tracer["break"]("an LR scheduler's step() inside a compiled function (call it "
-                             "outside)")
-        self._step_count += 1
-        if epoch is None:
-            self.last_epoch += 1
-            lrs = self.get_lr()
-        else:
-            self.last_epoch = epoch
-            closed = getattr(self, "_get_closed_form_lr", None)
-            lrs = closed() if closed is not None else self.get_lr()
-        for group, lr in zip(self.optimizer.param_groups, lrs):
-            group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-
-    def state_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.__dict__.update(state_dict)
-
-
-_LRScheduler = LRScheduler
+__all__ = ["LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
+           "ExponentialLR", "SequentialLR", "CosineAnnealingLR", "ChainedScheduler",
+           "ReduceLROnPlateau", "CyclicLR", "CosineAnnealingWarmRestarts", "OneCycleLR",
+           "PolynomialLR", "LRScheduler"]
 
 
 class StepLR(LRScheduler):
@@ -144,28 +99,29 @@ class CosineAnnealingLR(LRScheduler):
         return [lo + (b - lo) * (1 + math.cos(math.pi * e / T)) / 2 for b in self.base_lrs]
 
 
+def _lambdas(optimizer: Optimizer, lr_lambda) -> list:
+    n = len(optimizer.param_groups)
+    if isinstance(lr_lambda, (list, tuple)):
+        if len(lr_lambda) != n:
+            raise ValueError(f"Expected {n} lr_lambdas, but got {len(lr_lambda)}")
+        return list(lr_lambda)
+    return [lr_lambda] * n
+
+
 class LambdaLR(LRScheduler):
     """lr = base_lr * lr_lambda(epoch) (one function, or one per parameter group)."""
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable | list,
                  last_epoch: int = -1) -> None:
-        n = len(optimizer.param_groups)
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != n:
-                raise ValueError(f"Expected {n} lr_lambdas, but got {len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
-        else:
-            self.lr_lambdas = [lr_lambda] * n
+        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
         return [b * f(self.last_epoch) for f, b in zip(self.lr_lambdas, self.base_lrs)]
 
     def state_dict(self) -> dict:
-        # functions and lambdas are not state (they cannot be saved); callable objects are
         out = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
-        out["lr_lambdas"] = [None if isinstance(f, types.FunctionType) else dict(f.__dict__)
-                             for f in self.lr_lambdas]
+        out["lr_lambdas"] = lambdas_state(self.lr_lambdas)
         return out
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -175,3 +131,97 @@ class LambdaLR(LRScheduler):
         for f, s in zip(self.lr_lambdas, lambdas):
             if s is not None:
                 f.__dict__.update(s)
+
+
+class MultiplicativeLR(LRScheduler):
+    """lr = previous lr * lr_lambda(epoch), from epoch 1 on."""
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Callable | list,
+                 last_epoch: int = -1) -> None:
+        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
+        for f in self.lr_lambdas:
+            if not callable(f):
+                raise TypeError(f"lr_lambda should be a function, but got {type(f).__name__}")
+        super().__init__(optimizer, last_epoch)
+
+    # (not a LambdaLR, as in torch: isinstance tells them apart)
+    state_dict = LambdaLR.state_dict
+    load_state_dict = LambdaLR.load_state_dict
+
+    def get_lr(self) -> list:
+        groups = self.optimizer.param_groups
+        if self._is_initial:
+            return [g["lr"] for g in groups]
+        return [g["lr"] * f(self.last_epoch) for f, g in zip(self.lr_lambdas, groups)]
+
+
+class ConstantLR(LRScheduler):
+    """lr = base_lr * factor until epoch total_iters, then base_lr."""
+
+    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
+                 last_epoch: int = -1) -> None:
+        if factor > 1.0 or factor < 0:
+            raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
+        self.factor, self.total_iters = factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        groups = self.optimizer.param_groups
+        if self.last_epoch == 0:
+            return [g["lr"] * self.factor for g in groups]
+        if self.last_epoch != self.total_iters:
+            return [g["lr"] for g in groups]
+        return [g["lr"] * (1.0 / self.factor) for g in groups]
+
+    def _get_closed_form_lr(self) -> list:
+        return [b * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
+                for b in self.base_lrs]
+
+
+class LinearLR(LRScheduler):
+    """The factor of base_lr goes linearly from start_factor to end_factor over total_iters
+    epochs, then stays."""
+
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3,
+                 end_factor: float = 1.0, total_iters: int = 5, last_epoch: int = -1) -> None:
+        if start_factor > 1.0 or start_factor <= 0:
+            raise ValueError("Starting multiplicative factor expected to be greater than 0 and "
+                             "less or equal to 1.")
+        if end_factor > 1.0 or end_factor < 0:
+            raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
+        self.start_factor, self.end_factor = start_factor, end_factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        groups, e = self.optimizer.param_groups, self.last_epoch
+        a, b, n = self.start_factor, self.end_factor, self.total_iters
+        if e == 0:
+            return [g["lr"] * a for g in groups]
+        if self._is_initial or e > n:
+            return [g["lr"] for g in groups]
+        return [g["lr"] * (1.0 + (b - a) / (n * a + (e - 1) * (b - a))) for g in groups]
+
+    def _get_closed_form_lr(self) -> list:
+        a, b, n = self.start_factor, self.end_factor, self.total_iters
+        return [base * (a + (b - a) * min(n, self.last_epoch) / n) for base in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """lr = base_lr * (1 - epoch / total_iters) ** power, 0 from total_iters on."""
+
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0,
+                 last_epoch: int = -1) -> None:
+        self.total_iters, self.power = total_iters, power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        groups, e, n = self.optimizer.param_groups, self.last_epoch, self.total_iters
+        if self._is_initial or e > n:
+            return [g["lr"] for g in groups]
+        decay = ((1.0 - e / n) / (1.0 - (e - 1) / n)) ** self.power
+        return [g["lr"] * decay for g in groups]
+
+    def _get_closed_form_lr(self) -> list:
+        n = self.total_iters
+        return [b * (1.0 - min(n, self.last_epoch) / n) ** self.power for b in self.base_lrs]

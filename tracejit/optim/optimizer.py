@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import autograd as ag
+from ..factories import tensor
 from ..tensor import Tensor, _tracer
 
 
@@ -45,9 +46,31 @@ class _ParamGroup(dict):
         dict.__setitem__(self, key, value)
 
 
+def implementation(foreach, fused, capturable: bool, differentiable: bool) -> None:
+    """Check torch's implementation switches. foreach and fused pick one of torch's kernels
+    (loops, multi-tensor, fused), which compute the same update: tracejit has one, so they
+    change nothing here. They are still kept in param_groups, so state dicts round trip with
+    torch's. capturable (CUDA graphs) and differentiable (autograd through step()) change what
+    step() computes, which tracejit does not implement."""
+    if fused and foreach:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    if differentiable:
+        raise NotImplementedError("differentiable=True is not supported by tracejit's "
+                                  "optimizers (step() runs under no_grad)")
+    if capturable:
+        raise NotImplementedError("capturable=True is not supported by tracejit's optimizers "
+                                  "(there are no CUDA graphs to capture; tj.compile can trace "
+                                  "a step without it)")
+
+
 class Optimizer:
     """Base class: `Optimizer(params, defaults)`; params is an iterable of Tensors or of dicts
     (parameter groups with per-group options)."""
+
+    # what torch's __setstate__ gives a loaded group that lacks the key (a checkpoint from an
+    # older torch): a subclass's values, which are not always its defaults (AdamW sets
+    # decoupled_weight_decay in _fill_group)
+    _legacy_defaults: dict = {}
 
     def __init__(self, params: Iterable, defaults: dict) -> None:
         self.defaults = defaults
@@ -188,12 +211,29 @@ class Optimizer:
             p = by_index[k]
             self.state[p] = {name: _cast_state(name, v, p) for name, v in values.items()}
         for g, s in zip(groups, saved):     # in place: compiled steps read these dicts
-            params = g["params"]
+            params, names = g["params"], g.get("param_names")
             g.clear()
             g.update(s, params=params)
+            if names is not None:
+                g.setdefault("param_names", names)
+            self._fill_group(g)
+
+    def _fill_group(self, group: dict) -> None:
+        """Give a loaded group the hyperparameters its checkpoint lacks (step() reads them all):
+        torch's fallbacks, then this optimizer's defaults."""
+        for name, value in self._legacy_defaults.items():
+            group.setdefault(name, value)
+        for name, value in self.defaults.items():
+            if value is not required:
+                group.setdefault(name, value)
 
     def __getstate__(self):
         return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for group in self.param_groups:
+            self._fill_group(group)
 
     def __repr__(self) -> str:
         s = type(self).__name__ + " ("
@@ -219,6 +259,9 @@ def _plain(sd):
 def _cast_state(name: str, value: Any, param: Tensor) -> Any:
     # as PyTorch: state follows the parameter's device, floating state its dtype, except the
     # step counter (a checkpoint from the CPU resumes a model on the GPU)
+    if name == "step" and isinstance(value, (int, float)):
+        # torch < 1.12 saved Adam's and RMSprop's step as a number; step() adds to a tensor
+        return tensor(float(value))
     if isinstance(value, Tensor):
         value = value.detach()
         if name != "step":

@@ -6,13 +6,20 @@ from collections.abc import Callable, Iterable
 from .. import autograd as ag
 from ..factories import tensor, zeros_like
 from .adam import _lerp_
-from .optimizer import Optimizer
+from .optimizer import Optimizer, implementation
 
 
 class RMSprop(Optimizer):
+    # what a loaded group lacking the key gets (see Optimizer._fill_group)
+    _legacy_defaults = {"momentum": 0, "centered": False, "foreach": None, "maximize": False,
+                        "differentiable": False, "capturable": False}
+
     def __init__(self, params: Iterable, lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
-                 centered: bool = False, *, maximize: bool = False) -> None:
+                 centered: bool = False, capturable: bool = False,
+                 foreach: bool | None = None, maximize: bool = False,
+                 differentiable: bool = False) -> None:
+        # (torch's order: capturable, foreach, maximize and differentiable are positional)
         if lr < 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if eps < 0.0:
@@ -23,9 +30,11 @@ class RMSprop(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if alpha < 0.0:
             raise ValueError(f"Invalid alpha value: {alpha}")
-        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps,
-                                  "weight_decay": weight_decay, "momentum": momentum,
-                                  "centered": centered, "maximize": maximize})
+        implementation(foreach, None, capturable, differentiable)
+        super().__init__(params, {"lr": lr, "momentum": momentum, "alpha": alpha, "eps": eps,
+                                  "centered": centered, "weight_decay": weight_decay,
+                                  "capturable": capturable, "foreach": foreach,
+                                  "maximize": maximize, "differentiable": differentiable})
 
     @ag.no_grad()
     def step(self, closure: Callable | None = None):

@@ -5,16 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from .. import autograd as ag
-from .optimizer import Optimizer
+from .optimizer import Optimizer, implementation
 
 
 class SGD(Optimizer):
     """p -= lr * g with g = grad + wd * p, and with momentum buf = mu * buf + (1 - dampening) * g
     (buf = g on the first step); Nesterov uses g + mu * buf."""
 
+    # what a loaded group lacking the key gets (see Optimizer._fill_group)
+    _legacy_defaults = {"nesterov": False, "maximize": False, "foreach": None,
+                        "differentiable": False, "fused": False}
+
     def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False, foreach: bool | None = None,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
         if lr < 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if momentum < 0.0:
@@ -23,9 +28,11 @@ class SGD(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        implementation(foreach, fused, False, differentiable)
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,
                                   "weight_decay": weight_decay, "nesterov": nesterov,
-                                  "maximize": maximize})
+                                  "maximize": maximize, "foreach": foreach,
+                                  "differentiable": differentiable, "fused": fused})
 
     def _state_ready(self, group: dict, p) -> bool:
         return group["momentum"] == 0 or "momentum_buffer" in self.state.get(p, {})
