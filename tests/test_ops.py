@@ -25,6 +25,7 @@ import hypothesis.extra.numpy as hnp
 import hypothesis.strategies as st
 import numpy as np
 import pytest
+import api_cases
 from conftest import assert_close, check_grads
 
 import tracejit as tj
@@ -730,6 +731,8 @@ COMPOSITES: dict[str, list[Case]] = {
     ],
 }
 
+OTHER.update(api_cases.NEW_OPS)         # sorting, scans, scatter, ... (tests/api_cases.py)
+COMPOSITES.update(api_cases.COMPOSITES)
 OTHER_CASES = [(name, c) for name in sorted(OTHER) for c in OTHER[name]] + \
     [(name, c) for name in sorted(COMPOSITES) for c in COMPOSITES[name]]
 

@@ -6,6 +6,7 @@ a compiled backend.
 """
 # ruff: noqa: F401, E402  (this module re-exports the public API)
 from . import autograd, methods, movement  # noqa: F401  (attach Tensor methods)
+from . import pointwise, rearrange, scans, selection, sorting, tensor_info  # noqa: F401
 from . import cuda  # noqa: F401  (tj.cuda.is_available(); loads no CUDA code)
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .factories import (arange, empty, empty_like, eye, from_dlpack, from_numpy, full,
@@ -15,6 +16,7 @@ from .factories import (arange, empty, empty_like, eye, from_dlpack, from_numpy,
 from .ops.dtypes import (DType, bool_, float16, float32, float64, int8, int16, int32, int64,
                          uint8)
 from .tensor import Device, Size, Tensor
+from .tensor_info import finfo, iinfo
 
 __version__ = "0.1.0"
 
@@ -58,6 +60,6 @@ def result_type(a, b) -> DType:
     return D.result_type(dims, zero, sc)
 
 
-from . import nn, optim, utils
+from . import linalg, nn, optim, utils
 from .jit import compile, disable, explain
 from .serialization import load, save

@@ -1,5 +1,5 @@
 """The op table: one entry per operation (see base.py). Imports numpy only."""
-from . import elementwise, shaped  # noqa: F401  (registers the entries)
+from . import elementwise, external, shaped  # noqa: F401  (registers the entries)
 from .base import M, OUT, REGISTRY, Op, broadcast_shapes
 from .dtypes import DType
 

@@ -17,6 +17,7 @@ from .base import OUT, Op, broadcast_shapes, elementwise_dtypes, register
 
 _SQRT_2_OVER_PI = 2.0 / math.sqrt(math.pi)
 _LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
 
 
 def elementwise(name: str, nin: int, expr, vjp=None, *, eager=None, rule: str = "promote",
@@ -64,6 +65,11 @@ def _int_pow(a, b):
     odd = (b % 2).astype(bool)
     small = np.where(a == 1, 1, np.where(a == -1, np.where(odd, -1, 1), 0))
     return np.where(neg, small, r).astype(r.dtype)
+
+
+def _signed(m, x, mag):
+    """mag with the sign of x (mag >= 0)."""
+    return m.select(m.lt(x, 0), m.neg(mag), mag)
 
 
 def _tie_split(g, a, b):
@@ -156,6 +162,25 @@ elementwise("sin", 1, lambda m, x: m.sin(x), lambda g, out, x: (g * x.cos(),), e
             rule="float", saves=(0,))
 elementwise("cos", 1, lambda m, x: m.cos(x), lambda g, out, x: (-g * x.sin(),), eager=np.cos,
             rule="float", saves=(0,))
+elementwise("tan", 1, lambda m, x: m.div(m.sin(x), m.cos(x)),
+            lambda g, out, x: (g * (out * out + 1.0),), eager=np.tan, rule="float",
+            saves=(OUT,), domain=(-1.2, 1.2))
+# sinh/cosh from e^|x|: expm1 keeps sinh exact near 0, and beyond |x| = 20 (e^-|x| below an
+# ulp) e^(|x| - ln 2) does not overflow before the result does
+elementwise("sinh", 1, lambda m, x: _signed(m, x, m.select(
+                m.gt(m.abs(x), 20.0), m.exp(m.sub(m.abs(x), _LN2)),
+                m.mul(m.add(m.expm1(m.abs(x)), m.div(m.expm1(m.abs(x)),
+                                                    m.add(m.expm1(m.abs(x)), 1.0))), 0.5))),
+            lambda g, out, x: (g * x.cosh(),), eager=np.sinh, rule="float", saves=(0,))
+elementwise("cosh", 1, lambda m, x: m.add(m.exp(m.sub(m.abs(x), _LN2)),
+                                          m.mul(m.exp(m.neg(m.abs(x))), 0.5)),
+            lambda g, out, x: (g * x.sinh(),), eager=np.cosh, rule="float", saves=(0,))
+elementwise("log10", 1, lambda m, x: m.div(m.log(x), _LN10),
+            # (numpy's float32 log10 is 1 ulp off at powers of 10: log10(1000) = 3.0000002)
+            lambda g, out, x: (g / (x * _LN10),),
+            eager=lambda x: np.log10(x.astype(np.float64)).astype(x.dtype), rule="float",
+            saves=(0,),
+            domain=(0.1, 5.0))
 elementwise("tanh", 1, lambda m, x: m.tanh(x), lambda g, out, x: (g * (1.0 - out * out),),
             eager=np.tanh, rule="float", saves=(OUT,))
 elementwise("sigmoid", 1, lambda m, x: m.div(1.0, m.add(1.0, m.exp(m.neg(x)))),
