@@ -380,3 +380,17 @@ def test_relu_passes_the_gradient_at_nan_as_torch():
         x = tj.tensor([float("nan"), -1.0, 0.0, 2.0], requires_grad=True)
         f(x).backward()
         assert x.grad.tolist() == [1.0, 0.0, 0.0, 1.0]
+
+
+def test_torch_keyword_forms_size_end_other_and_round_decimals():
+    assert tuple(tj.zeros(size=(2, 3)).shape) == (2, 3)
+    assert tj.arange(end=3).tolist() == [0, 1, 2]
+    assert tj.ones(2).mul(other=3.0).tolist() == [3.0, 3.0]
+    x = tj.tensor([1.2345, -2.5, 123.456, 0.5])
+    np.testing.assert_allclose(tj.round(x, decimals=2).numpy(), [1.23, -2.5, 123.46, 0.5],
+                               rtol=1e-6)
+    assert x.round(decimals=-1).tolist() == [0.0, -0.0, 120.0, 0.0]
+    assert x.round().tolist() == [1.0, -2.0, 123.0, 0.0]          # half to even
+    for f in (lambda: tj.zeros(), lambda: tj.zeros(2.0), lambda: tj.ones(2, 3.0)):
+        with pytest.raises(TypeError):
+            f()

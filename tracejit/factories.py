@@ -130,11 +130,27 @@ def _unwrap_nested(data):
 def _shape(size) -> tuple:
     if len(size) == 1 and isinstance(size[0], (list, tuple)):
         size = tuple(size[0])
+    for s in size:      # torch takes ints (and 0-d integer tensors), not floats
+        if isinstance(s, float) or (isinstance(s, Tensor) and s.dtype.is_floating_point):
+            raise TypeError(f"a size must be a tuple of ints, but got {type(s).__name__} "
+                            f"{s!r}")
     out = tuple(int(s) for s in size)
     for s in out:
         if s < 0:
             raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(out)}")
     return out
+
+
+def _sizes(shape: tuple, size, what: str) -> tuple:
+    """The shape of zeros(2, 3), zeros((2, 3)) or zeros(size=(2, 3)); zeros() is torch's
+    TypeError."""
+    if size is not None:
+        if shape:
+            raise TypeError(f"{what}() got the size both positionally and as size=")
+        shape = (size,)
+    elif not shape:
+        raise TypeError(f"{what}() missing its size, e.g. {what}(2, 3) or {what}((2, 3))")
+    return _shape(shape)
 
 
 def _new(arr, requires_grad, device=None):
@@ -144,16 +160,19 @@ def _new(arr, requires_grad, device=None):
     return t
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _new(np.zeros(_shape(size), _dtype(dtype, D.float32).np), requires_grad, device)
+def zeros(*shape, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _new(np.zeros(_sizes(shape, size, "zeros"), _dtype(dtype, D.float32).np),
+                requires_grad, device)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _new(np.ones(_shape(size), _dtype(dtype, D.float32).np), requires_grad, device)
+def ones(*shape, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _new(np.ones(_sizes(shape, size, "ones"), _dtype(dtype, D.float32).np),
+                requires_grad, device)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _new(np.empty(_shape(size), _dtype(dtype, D.float32).np), requires_grad, device)
+def empty(*shape, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _new(np.empty(_sizes(shape, size, "empty"), _dtype(dtype, D.float32).np),
+                requires_grad, device)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -186,8 +205,13 @@ def _like_device(t):
     return t.device if t.is_cuda else None
 
 
-def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
-    if end is None:
+def arange(start=None, end=None, step=1, dtype=None, device=None,
+           requires_grad=False) -> Tensor:
+    if start is None:           # arange(end=3)
+        if end is None:
+            raise TypeError("arange() missing its end, e.g. arange(3) or arange(end=3)")
+        start = 0
+    elif end is None:
         start, end = 0, start
     if step == 0:
         raise RuntimeError("arange(): step must be nonzero")

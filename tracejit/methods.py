@@ -39,17 +39,30 @@ def both(f):
 
 # --- elementwise ops from the table ---
 def _make_elementwise(op):
-    def f(self, *others):
-        return apply(op, self, *others)
+    def f(self, *others, other=None):
+        return apply(op, self, *others, *(() if other is None else (other,)))   # (other=)
     f.__name__ = op.name
     f.__doc__ = f"Elementwise `{op.name}` (see the op table)."
     return f
 
 
-_SKIP = {"cast", "clamp", "where", "pow", "sub", "add", "div"}
+_SKIP = {"cast", "clamp", "where", "pow", "sub", "add", "div", "round"}
 for _op in R.values():
     if _op.kind == "elementwise" and _op.name not in _SKIP:
         both(_make_elementwise(_op))
+
+
+@both
+def round(self, *, decimals=0):  # noqa: A001
+    """Half to even; with decimals, torch's round(x * 10**d) / 10**d (d < 0: x / 10**-d)."""
+    if not decimals:
+        return apply(R["round"], self)
+    if not self.dtype.is_floating_point:
+        raise NotImplementedError("round(): decimals is only supported for floating tensors")
+    scale = 10.0 ** abs(decimals)
+    if decimals > 0:
+        return apply(R["round"], self * scale) / scale
+    return apply(R["round"], self / scale) * scale
 Tensor.floor_divide = Tensor.floordiv
 _functions["floor_divide"] = Tensor.floordiv
 Tensor.greater, Tensor.less, Tensor.equal_ = Tensor.gt, Tensor.lt, Tensor.eq
