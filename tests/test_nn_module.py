@@ -231,3 +231,35 @@ def test_shared_parameters_are_listed_once():
     seq = nn.Sequential(lin, nn.ReLU(), lin)
     assert len(list(seq.parameters())) == 2
     assert list(seq.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+
+
+class FrozenBatchNorm(nn.BatchNorm1d):
+    """The frozen-BatchNorm pattern: always in eval, whatever its parent is set to."""
+
+    def train(self, mode=True):
+        return super().train(False)
+
+
+def test_train_recurses_through_each_childs_own_train():
+    frozen = FrozenBatchNorm(3)
+    net = nn.Sequential(nn.Linear(4, 3), nn.Sequential(frozen, nn.ReLU()))
+    assert net.train() is net
+    assert [m.training for m in net.modules()] == [True, True, True, False, True]
+    net.eval()
+    net.train(True)
+    assert not frozen.training and net[1].training
+    # in eval its running statistics stay put while the rest of the model trains
+    net(tj.randn(8, 4))
+    assert (frozen.running_mean.numpy() == 0).all() and frozen.num_batches_tracked.item() == 0
+    calls = []
+
+    class Spy(nn.Module):
+        def train(self, mode=True):
+            calls.append(mode)
+            return super().train(mode)
+    net.append(Spy())
+    net.eval()
+    net.train()
+    assert calls == [False, True]          # eval() is train(False), down to the children
+    with pytest.raises(ValueError, match="training mode is expected to be boolean"):
+        net.train(1)

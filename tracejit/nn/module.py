@@ -330,10 +330,14 @@ class Module:
 
     # --- modes and gradients ---
     def train(self, mode: bool = True) -> Module:
+        """Set the training flag here and, through each direct child's own `train`, below: a
+        child that overrides `train` (a frozen BatchNorm that stays in eval) is honoured, as in
+        PyTorch."""
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")  # noqa: TRY004 (torch)
-        for m in self.modules():
-            m.__dict__["training"] = mode
+        self.__dict__["training"] = mode    # (not __setattr__: no tensor, nothing to register)
+        for m in self.children():
+            m.train(mode)
         return self
 
     def eval(self) -> Module:
