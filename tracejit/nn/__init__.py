@@ -41,6 +41,7 @@ from .loss import (
 )
 from .module import Module
 from .parameter import Parameter
+from .parameter_containers import ParameterDict, ParameterList
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
 
 __all__ = [
@@ -75,6 +76,8 @@ __all__ = [
                      "ModuleList",
                      "NLLLoss",
                      "Parameter",
+                     "ParameterDict",
+                     "ParameterList",
                      "RNNBase",
                      "RNNCell",
                      "ReLU",
