@@ -9,6 +9,7 @@ state dict converted with `{k: v.numpy() for k, v in sd.items()}` loads unchange
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterator
 
@@ -24,13 +25,16 @@ _hook_ids = itertools.count()
 
 
 class RemovableHandle:
-    """Returned by `register_forward_hook`; `handle.remove()` unregisters the hook."""
+    """Returned by `register_forward_hook`; `handle.remove()` unregisters the hook (and its
+    flags in `extra`, the dicts of hooks registered with_kwargs or always_call)."""
 
-    def __init__(self, hooks: dict, key: int) -> None:
-        self._hooks, self.id = hooks, key
+    def __init__(self, hooks: dict, key: int, extra: tuple = ()) -> None:
+        self._hooks, self.id, self._extra = hooks, key, extra
 
     def remove(self) -> None:
         self._hooks.pop(self.id, None)
+        for d in self._extra:
+            d.pop(self.id, None)
 
     def __enter__(self):
         return self
@@ -60,6 +64,10 @@ class Module:
         d["_modules"] = OrderedDict()
         d["_forward_hooks"] = OrderedDict()
         d["_forward_pre_hooks"] = OrderedDict()
+        # ids of the hooks registered with_kwargs / always_call (torch's bookkeeping)
+        d["_forward_hooks_with_kwargs"] = OrderedDict()
+        d["_forward_hooks_always_called"] = OrderedDict()
+        d["_forward_pre_hooks_with_kwargs"] = OrderedDict()
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required '
@@ -68,16 +76,57 @@ class Module:
     def __call__(self, *args, **kwargs):
         if _tracer["active"]:
             _tracer["module"](self)  # compile guards on the training flag of modules it calls
-        for hook in list(self._forward_pre_hooks.values()):
-            r = hook(self, args)
-            if r is not None:
-                args = r if isinstance(r, tuple) else (r,)
-        out = self.forward(*args, **kwargs)
-        for hook in list(self._forward_hooks.values()):
-            r = hook(self, args, out)
-            if r is not None:
-                out = r
-        return out
+        if not (self._forward_hooks or self._forward_pre_hooks):
+            return self.forward(*args, **kwargs)
+        return self._call_with_hooks(args, kwargs)
+
+    def _call_with_hooks(self, args: tuple, kwargs: dict):
+        """forward between its hooks, with torch's rules: a pre-hook's non-None result replaces
+        the args (with_kwargs: an (args, kwargs) pair), a hook's replaces the output, and when
+        anything raises, the always_call hooks that have not run yet still run."""
+        result, called = None, set()
+        try:
+            pre_kw = self._forward_pre_hooks_with_kwargs
+            for key, hook in list(self._forward_pre_hooks.items()):
+                if key in pre_kw:
+                    r = hook(self, args, kwargs)
+                    if r is not None:
+                        if not (isinstance(r, tuple) and len(r) == 2):
+                            raise RuntimeError(f"forward pre-hook must return None or a tuple "
+                                               f"of (new_args, new_kwargs), but got {r}.")
+                        args, kwargs = r
+                else:
+                    r = hook(self, args)
+                    if r is not None:
+                        args = r if isinstance(r, tuple) else (r,)
+            result = self.forward(*args, **kwargs)
+            kw = self._forward_hooks_with_kwargs
+            for key, hook in list(self._forward_hooks.items()):
+                called.add(key)
+                r = hook(self, args, kwargs, result) if key in kw else hook(self, args, result)
+                if r is not None:
+                    result = r
+            return result
+        except Exception:
+            # not while tracing, as torch skips them while compiling: a graph break is an
+            # exception, and the eager rerun will call them
+            if not _tracer["active"]:
+                self._always_called_hooks(args, kwargs, result, called)
+            raise
+
+    def _always_called_hooks(self, args, kwargs, result, called: set) -> None:
+        kw = self._forward_hooks_with_kwargs
+        for key, hook in list(self._forward_hooks.items()):
+            if key not in self._forward_hooks_always_called or key in called:
+                continue
+            try:
+                r = hook(self, args, kwargs, result) if key in kw else hook(self, args, result)
+                if r is not None:
+                    result = r
+            except Exception as e:    # the first error is the one that propagates
+                warnings.warn(f"module forward hook with ``always_call=True`` raised an "
+                              f"exception that was silenced as another error was raised in "
+                              f"forward: {e}", stacklevel=3)
 
     # --- registration ---
     def _check_init(self, what: str) -> None:
@@ -259,19 +308,34 @@ class Module:
             yield b
 
     def get_submodule(self, target: str) -> Module:
+        """The submodule at a dotted path ("" is self), with torch's AttributeErrors."""
         m = self
         for item in target.split(".") if target else ():
-            if item not in m._modules:
-                raise AttributeError(f"{type(m).__name__} has no attribute `{item}`")
-            m = m._modules[item]
+            if not hasattr(m, item):
+                raise AttributeError(f"{m._get_name()} has no attribute `{item}`")
+            m = getattr(m, item)
+            if not isinstance(m, Module):
+                raise AttributeError(f"`{item}` is not an nn.Module")
         return m
 
     def get_parameter(self, target: str) -> Parameter:
         mod, _, name = target.rpartition(".")
         m = self.get_submodule(mod)
-        if name not in m._parameters:
-            raise AttributeError(f"{type(m).__name__} has no parameter `{name}`")
-        return m._parameters[name]
+        if not hasattr(m, name):
+            raise AttributeError(f"{m._get_name()} has no attribute `{name}`")
+        p = getattr(m, name)
+        if not isinstance(p, Parameter):
+            raise AttributeError(f"`{name}` is not an nn.Parameter")
+        return p
+
+    def get_buffer(self, target: str) -> Tensor:
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if not hasattr(m, name):
+            raise AttributeError(f"{m._get_name()} has no attribute `{name}`")
+        if name not in m._buffers:
+            raise AttributeError(f"`{name}` is not a buffer")
+        return m._buffers[name]
 
     # --- state ---
     def state_dict(self, destination=None, prefix: str = "",
@@ -372,27 +436,40 @@ class Module:
                         p.grad = fn(p.grad)
             for name, b in m._buffers.items():
                 if b is not None:
-                    m._buffers[name] = fn(b)
+                    new = fn(b)
+                    if new._data is not b._data:    # unchanged (cpu to cpu): the same tensor
+                        m._buffers[name] = new
         return self
 
-    def to(self, *args, dtype=None, device=None, **kwargs) -> Module:
+    def to(self, *args, dtype=None, device=None, tensor=None, **kwargs) -> Module:
+        """`to(device, dtype)`, `to(dtype)` or `to(tensor)` (that tensor's dtype and device),
+        as torch; integer and bool tensors are never cast."""
         for a in args:
-            if isinstance(a, (D.DType, type)) or (isinstance(a, str) and a in D._BY_NAME):
+            if isinstance(a, bool):
+                continue                # non_blocking: nothing to wait for here
+            if isinstance(a, Tensor):
+                tensor = a
+            elif isinstance(a, (D.DType, type)) or (isinstance(a, str) and a in D._BY_NAME):
                 dtype = a
             else:
                 device = a
+        if tensor is not None:
+            if dtype is not None or device is not None:
+                raise TypeError("to() received an invalid combination of arguments: a tensor "
+                                "with a dtype or a device (pass either)")
+            dtype, device = tensor.dtype, tensor.device
+        d = None if dtype is None else D.get_dtype(dtype)
+        if d is not None and not d.is_floating_point:   # (checked before anything moves)
+            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired "
+                            f"dtype={d}")
         if device is not None:
             from ..factories import _device_check
             _device_check(device)
             # parameters keep their identity; their data (and grads) move
             self._apply_data(lambda t: t.detach().to(device))
-        if dtype is None:
-            return self
-        d = D.get_dtype(dtype)
-        if not d.is_floating_point:
-            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired "
-                            f"dtype={d}")
-        return self._apply_data(lambda t: t.detach().to(d) if t.dtype.is_floating_point else t)
+        if d is not None:
+            self._apply_data(lambda t: t.detach().to(d) if t.dtype.is_floating_point else t)
+        return self
 
     def float(self) -> Module:
         return self.to(D.float32)
@@ -410,17 +487,36 @@ class Module:
         return self.to("cuda" if device is None else device)
 
     # --- hooks ---
-    def register_forward_hook(self, hook: Callable) -> RemovableHandle:
-        """`hook(module, args, output)` runs after forward; a non-None result replaces output."""
+    def register_forward_hook(self, hook: Callable, *, prepend: bool = False,
+                              with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """`hook(module, args, output)` (with_kwargs: `hook(module, args, kwargs, output)`)
+        runs after forward; a non-None result replaces the output. prepend: before the hooks
+        already registered; always_call: also when forward (or a hook) raises."""
         key = next(_hook_ids)
         self._forward_hooks[key] = hook
-        return RemovableHandle(self._forward_hooks, key)
+        if with_kwargs:
+            self._forward_hooks_with_kwargs[key] = True
+        if always_call:
+            self._forward_hooks_always_called[key] = True
+        if prepend:
+            self._forward_hooks.move_to_end(key, last=False)
+        return RemovableHandle(self._forward_hooks, key, (self._forward_hooks_with_kwargs,
+                                                          self._forward_hooks_always_called))
 
-    def register_forward_pre_hook(self, hook: Callable) -> RemovableHandle:
-        """`hook(module, args)` runs before forward; a non-None result replaces the args."""
+    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """`hook(module, args)` runs before forward; a non-None result replaces the args (a
+        non-tuple is wrapped into one). with_kwargs: `hook(module, args, kwargs)`, which may
+        return a new `(args, kwargs)` pair."""
         key = next(_hook_ids)
         self._forward_pre_hooks[key] = hook
-        return RemovableHandle(self._forward_pre_hooks, key)
+        if with_kwargs:
+            self._forward_pre_hooks_with_kwargs[key] = True
+        if prepend:
+            self._forward_pre_hooks.move_to_end(key, last=False)
+        return RemovableHandle(self._forward_pre_hooks, key,
+                               (self._forward_pre_hooks_with_kwargs,))
 
     # --- printing ---
     def extra_repr(self) -> str:
