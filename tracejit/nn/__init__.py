@@ -5,7 +5,7 @@ state dict keys are PyTorch's.
 """
 from . import functional, init, utils
 from .container import ModuleDict, ModuleList, Sequential
-from .conv import AvgPool2d, Conv2d, MaxPool2d
+from .conv import AvgPool2d, Conv1d, Conv2d, MaxPool2d
 from .layers import (
                      ELU,
                      GELU,
@@ -14,6 +14,7 @@ from .layers import (
                      Dropout,
                      Embedding,
                      Flatten,
+                     GroupNorm,
                      Identity,
                      LayerNorm,
                      LeakyReLU,
@@ -34,6 +35,8 @@ from .loss import (
                      BCELoss,
                      BCEWithLogitsLoss,
                      CrossEntropyLoss,
+                     HuberLoss,
+                     KLDivLoss,
                      L1Loss,
                      MSELoss,
                      NLLLoss,
@@ -55,13 +58,17 @@ __all__ = [
                      "BCEWithLogitsLoss",
                      "BatchNorm1d",
                      "BatchNorm2d",
+                     "Conv1d",
                      "Conv2d",
                      "CrossEntropyLoss",
                      "Dropout",
                      "Embedding",
                      "Flatten",
                      "GRUCell",
+                     "GroupNorm",
+                     "HuberLoss",
                      "Identity",
+                     "KLDivLoss",
                      "L1Loss",
                      "LSTMCell",
                      "LayerNorm",

@@ -52,12 +52,34 @@ def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
 
 def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean",
                    beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (huber_loss / beta)."""
     _check_reduction(reduction)
+    _same_size(input, target, "smooth_l1_loss")
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
     d = (input - target).abs()
     if beta == 0.0:
         return _reduce(d, reduction)
     return _reduce(d.where(d >= beta, d * d * (0.5 / beta)) - (d >= beta).to(d.dtype) *
                    (0.5 * beta), reduction)
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
+               weight: Tensor | None = None) -> Tensor:
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta); `weight` (input's shape)
+    scales each element before the reduction, as torch's."""
+    _check_reduction(reduction)
+    _same_size(input, target, "huber_loss")
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    if weight is not None and tuple(weight.shape) != tuple(input.shape):
+        raise ValueError("Weights and input must have the same size.")
+    d = (input - target).abs()
+    # both branches are finite everywhere, so the unselected one's gradient is a clean 0
+    loss = (d * d * 0.5).where(d < delta, (d - 0.5 * delta) * delta)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
 
 
 def _class_dim(input: Tensor) -> int:
@@ -198,10 +220,24 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
 
 def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
+    """target * (log(target) - input) (input holds log-probabilities), 0 where target is 0
+    (and input finite); with log_target, exp(target) * (target - input). 'batchmean' divides
+    the sum by the batch size (the KL divergence itself); 'mean' divides by the number of
+    elements, and warns, as torch does."""
+    if reduction not in ("mean", "sum", "none", "batchmean"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the "
+                      "support size.'batchmean' divides only by the batch size, and aligns with "
+                      "the KL div math definition.'mean' will be changed to behave the same as "
+                      "'batchmean' in the next major release.", stacklevel=2)
     if log_target:
         loss = target.exp() * (target - input)
     else:
-        loss = (target * target.clamp(min=1e-45).log() - target * input).where(target > 0, 0.0)
+        # torch's xlogy(t, t) - t * input: t log t is 0 at t = 0 (whatever the input there,
+        # as long as t * input is: -inf or nan input gives nan, as torch) and nan below 0
+        nz = target != 0
+        loss = (target * target.where(nz, 1.0).log()).where(nz, 0.0) - target * input
     if reduction == "batchmean":
         return loss.sum() / float(input.shape[0]) if input.ndim else loss.sum()
     return _reduce(loss, reduction)
@@ -240,6 +276,28 @@ class SmoothL1Loss(_Loss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return smooth_l1_loss(input, target, self.reduction, self.beta)
+
+
+class HuberLoss(_Loss):
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        super().__init__(reduction)
+        self.delta = delta
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return huber_loss(input, target, self.reduction, self.delta)
+
+
+class KLDivLoss(Module):
+    """kl_div as a module; reduction may also be 'batchmean' (the divergence per sample)."""
+
+    def __init__(self, reduction: str = "mean", log_target: bool = False) -> None:
+        super().__init__()
+        if reduction not in ("mean", "sum", "none", "batchmean"):
+            raise ValueError(f"{reduction} is not a valid value for reduction")
+        self.reduction, self.log_target = reduction, log_target
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return kl_div(input, target, self.reduction, self.log_target)
 
 
 class NLLLoss(_WeightedLoss):
