@@ -396,3 +396,53 @@ def test_forward_hooks_against_torch():
                                 prepend=True)
         runs.append((m(tensor(2), scale=5.0).tolist(), log))
     assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("value", [[[1.0, 2.0], [3.0, 4.0]], "x", 3.0])
+def test_load_state_dict_refuses_values_that_are_not_tensors(value):
+    lin = nn.Linear(2, 2)
+    before = lin.weight.detach().numpy().copy()
+    for strict in (True, False):
+        with pytest.raises(RuntimeError) as e:
+            lin.load_state_dict({"weight": value, "bias": tj.zeros(2)}, strict=strict)
+        assert str(e.value) == (
+            "Error(s) in loading state_dict for Linear:\n\tWhile copying the parameter named "
+            f'"weight", expected tracejit.Tensor or a numpy array from checkpoint but received '
+            f"{type(value)}")
+    assert (lin.weight.detach().numpy() == before).all()
+
+
+def test_deepcopy_of_a_parameter_leaves_grad_behind():
+    lin = nn.Linear(2, 2)
+    lin(tj.ones(1, 2)).sum().backward()
+    clone = copy.deepcopy(lin)
+    assert lin.weight.grad is not None and clone.weight.grad is None     # torch 2.13
+    assert clone.weight is not lin.weight and clone.weight.requires_grad
+    frozen = nn.Parameter(tj.ones(2), requires_grad=False)
+    assert not copy.deepcopy(frozen).requires_grad
+    # a plain tensor's grad is copied, as torch's
+    t = tj.ones(2, requires_grad=True)
+    t.grad = tj.full((2,), 3.0)
+    assert copy.deepcopy(t).grad.tolist() == [3.0, 3.0]
+
+
+def test_deepcopy_refuses_a_module_holding_a_tensor_with_history():
+    class Cached(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+            self.extra = []
+    m = Cached()
+    shared = copy.deepcopy(nn.Sequential(m, m.lin))         # memo: shared stays shared
+    assert shared[0].lin is shared[1]
+    m.extra.append(m.lin(tj.ones(1, 2)))       # a non-leaf, inside a list
+    for holder in (m, nn.Sequential(m)):
+        with pytest.raises(RuntimeError, match=r"Only Tensors created explicitly by the user "
+                           r"\(graph leaves\) support the deepcopy protocol"):
+            copy.deepcopy(holder)
+    m.extra = [m.extra[0].detach()]
+    assert copy.deepcopy(m).extra[0].tolist() == m.extra[0].tolist()
+    buf = nn.Module()
+    buf.register_buffer("b", tj.ones(2, requires_grad=True) * 2)
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(buf)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import warnings
 
-from ..movement import out_of_range
+from ..movement import _checked_here, out_of_range
+from ..ops import dtypes as D
 from ..tensor import Tensor
 from .module import Module
 
@@ -82,6 +83,20 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     return _reduce(loss, reduction)
 
 
+# torch's names of the scalar types, as its messages print them
+_TORCH_NAMES = {D.bool_: "Bool", D.uint8: "Byte", D.int8: "Char", D.int16: "Short",
+                D.int32: "Int", D.int64: "Long", D.float16: "Half", D.float32: "Float",
+                D.float64: "Double"}
+
+
+def _check_target_dtype(target: Tensor) -> None:
+    if target.dtype not in (D.int64, D.uint8):
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
+                           f"{_TORCH_NAMES.get(target.dtype, target.dtype.name)} (class indices "
+                           f"are int64 or uint8; class probabilities are floating point and of "
+                           f"the input's shape)")
+
+
 def _class_dim(input: Tensor) -> int:
     return 0 if input.ndim == 1 else 1
 
@@ -100,15 +115,16 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
     cd = _class_dim(input)
-    if target.dtype.is_floating_point or target.dtype.is_bool:
-        raise RuntimeError(f"expected scalar type Long but found {target.dtype.name} (class "
-                           f"indices must be an integer tensor; use cross_entropy for class "
-                           f"probabilities)")
     want = tuple(input.shape[:cd]) + tuple(input.shape[cd + 1:])
-    if tuple(target.shape) != want:
-        if input.ndim >= 2 and target.ndim >= 1 and target.shape[0] != input.shape[0]:
-            raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target "
-                             f"batch_size ({target.shape[0]}).")
+    wrong_shape = tuple(target.shape) != want
+    if wrong_shape and input.ndim <= 2 and target.ndim > 1:
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    if wrong_shape and input.ndim >= 2 and target.ndim >= 1 and \
+            target.shape[0] != input.shape[0]:
+        raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target "
+                         f"batch_size ({target.shape[0]}).")
+    _check_target_dtype(target)     # (after the batch size check, as torch)
+    if wrong_shape:
         raise RuntimeError(f"nll_loss: expected target of shape {list(want)} for input of shape "
                            f"{list(input.shape)}, got {list(target.shape)}")
     c = input.shape[cd]
@@ -144,11 +160,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     logp = input.log_softmax(cd)
     c = input.shape[cd]
     wb = None if weight is None else weight.to(input.dtype).reshape(_bshape(input))
-    if target.dtype.is_floating_point:
-        if tuple(target.shape) != tuple(input.shape):
-            raise RuntimeError(f"Expected target size {list(input.shape)}, got "
-                               f"{list(target.shape)} (class-probability targets must have the "
-                               f"input's shape)")
+    # class probabilities: a floating target of the input's shape (torch's test); any other
+    # target holds class indices, and nll_loss refuses a floating one
+    if target.dtype.is_floating_point and tuple(target.shape) == tuple(input.shape):
         if label_smoothing > 0.0:
             target = target * (1.0 - label_smoothing) + label_smoothing / c
         terms = logp * target if wb is None else logp * target * wb
@@ -181,6 +195,16 @@ def _clamped_log(x: Tensor) -> Tensor:
     return x.where(pos, 1.0).log().where(pos, -100.0).clamp(min=-100.0)
 
 
+def _check_unit_interval(t: Tensor, what: str) -> None:
+    """torch's value check, made where the values are on the host (eager CPU, as nll_loss's
+    range check): a traced tensor is not checked (no graph break for a check), nor a CUDA one
+    (no device sync)."""
+    if _checked_here(t) and t._data.size:
+        v = t._data
+        if not ((v >= 0) & (v <= 1)).all():        # (NaN fails both: refused, as torch)
+            raise RuntimeError(f"all elements of {what} should be between 0 and 1")
+
+
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          reduction: str = "mean") -> Tensor:
     """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as PyTorch does."""
@@ -189,6 +213,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
                          f"size ({input.shape}) is deprecated. Please ensure they have the same "
                          f"size.")
+    _check_unit_interval(input, "input")
+    _check_unit_interval(target, "target")
     x = input.detach()
     loss = -(target * _clamped_log(x) + (1.0 - target) * _clamped_log(1.0 - x))
     # the input's gradient as torch's: (x - t) / max(x (1 - x), 1e-12), finite at 0 and 1

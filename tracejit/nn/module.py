@@ -8,6 +8,7 @@ state dict converted with `{k: v.numpy() for k, v in sd.items()}` loads unchange
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import warnings
 from collections import OrderedDict, namedtuple
@@ -365,7 +366,12 @@ class Module:
             for key, dst in own.items():
                 if key not in state_dict:
                     continue
-                src = _as_value(state_dict[key], key)
+                src = _as_value(state_dict[key])
+                if src is None:
+                    errors.append(f'While copying the parameter named "{key}", expected '
+                                  f'tracejit.Tensor or a numpy array from checkpoint but '
+                                  f'received {type(state_dict[key])}')
+                    continue
                 if tuple(src.shape) != tuple(dst.shape):
                     errors.append(f"size mismatch for {key}: copying a param with shape "
                                   f"{_size(src.shape)} from checkpoint, the shape in current "
@@ -518,6 +524,20 @@ class Module:
         return RemovableHandle(self._forward_pre_hooks, key,
                                (self._forward_pre_hooks_with_kwargs,))
 
+    # --- copying ---
+    def __deepcopy__(self, memo: dict) -> Module:
+        """The default deep copy, refused (RuntimeError, as torch) when the module holds a
+        tensor with autograd history: copying it would copy its graph too. torch refuses in
+        Tensor.__deepcopy__; here the module's own attributes and buffers are checked."""
+        if any(_holds_non_leaf(v) for v in self.__dict__.values()):
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment. A module holds a "
+                               "tensor computed with autograd: detach() it, or recompute it "
+                               "after the copy.")
+        # what copy.deepcopy does for an object without __deepcopy__ (a subclass's
+        # __getstate__/__setstate__ are honoured)
+        return copy._reconstruct(self, memo, *self.__reduce_ex__(4))
+
     # --- printing ---
     def extra_repr(self) -> str:
         return ""
@@ -551,10 +571,23 @@ def _size(shape) -> str:
     return f"tracejit.Size({list(shape)})"
 
 
-def _as_value(v, key: str) -> Tensor:
+def _as_value(v) -> Tensor | None:
+    """A state dict value as a Tensor: a Tensor or a numpy array; None for anything else (a
+    list or a Python number is refused, as torch refuses what is not Tensor-like)."""
     if isinstance(v, Tensor):
         return v
-    if isinstance(v, (np.ndarray, np.generic, int, float, bool)):
+    if isinstance(v, (np.ndarray, np.generic)):
         return Tensor._make(np.asarray(v))
-    raise TypeError(f"load_state_dict: value for '{key}' must be a Tensor or numpy array, got "
-                    f"{type(v).__name__}")
+    return None
+
+
+def _holds_non_leaf(v) -> bool:
+    """Whether v, or a list, tuple, set or dict inside it, holds a tensor with autograd
+    history (a submodule is checked when it is copied itself)."""
+    if isinstance(v, Tensor):
+        return v.grad_fn is not None
+    if isinstance(v, dict):
+        return any(_holds_non_leaf(x) for x in v.values())
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return any(_holds_non_leaf(x) for x in v)
+    return False
