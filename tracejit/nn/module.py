@@ -19,6 +19,7 @@ import numpy as np
 from .. import autograd as ag
 from ..ops import dtypes as D
 from ..tensor import Tensor, _tracer
+from .backward_hooks import BackwardHook
 from .parameter import Parameter
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -42,6 +43,19 @@ class RemovableHandle:
 
     def __exit__(self, *exc) -> None:
         self.remove()
+
+
+class _RebindingHandle(RemovableHandle):
+    """The handle of a backward hook: removing it rebinds the module's hook dict (see
+    Module._add_backward_hook)."""
+
+    def __init__(self, module: Module, attr: str, key: int) -> None:
+        self._module, self._attr, self.id = module, attr, key
+
+    def remove(self) -> None:
+        hooks = OrderedDict(self._module.__dict__[self._attr])
+        if hooks.pop(self.id, None) is not None:
+            self._module.__dict__[self._attr] = hooks
 
 
 def _type_name(v) -> str:
@@ -69,6 +83,8 @@ class Module:
         d["_forward_hooks_with_kwargs"] = OrderedDict()
         d["_forward_hooks_always_called"] = OrderedDict()
         d["_forward_pre_hooks_with_kwargs"] = OrderedDict()
+        d["_backward_hooks"] = OrderedDict()
+        d["_backward_pre_hooks"] = OrderedDict()
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required '
@@ -77,7 +93,8 @@ class Module:
     def __call__(self, *args, **kwargs):
         if _tracer["active"]:
             _tracer["module"](self)  # compile guards on the training flag of modules it calls
-        if not (self._forward_hooks or self._forward_pre_hooks):
+        if not (self._forward_hooks or self._forward_pre_hooks or self._backward_hooks or
+                self._backward_pre_hooks):
             return self.forward(*args, **kwargs)
         return self._call_with_hooks(args, kwargs)
 
@@ -100,6 +117,13 @@ class Module:
                     r = hook(self, args)
                     if r is not None:
                         args = r if isinstance(r, tuple) else (r,)
+            bw = None
+            if self._backward_hooks or self._backward_pre_hooks:
+                if _tracer["active"]:   # its nodes are eager autograd: the call runs eagerly
+                    _tracer["break"](f"{type(self).__name__} has a full backward hook")
+                bw = BackwardHook(self, list(self._backward_hooks.values()),
+                                  list(self._backward_pre_hooks.values()))
+                args = bw.setup_input_hook(args)
             result = self.forward(*args, **kwargs)
             kw = self._forward_hooks_with_kwargs
             for key, hook in list(self._forward_hooks.items()):
@@ -107,6 +131,9 @@ class Module:
                 r = hook(self, args, kwargs, result) if key in kw else hook(self, args, result)
                 if r is not None:
                     result = r
+            if bw is not None:
+                bw.check_inplace()
+                result = bw.setup_output_hook(result)
             return result
         except Exception:
             # not while tracing, as torch skips them while compiling: a graph break is an
@@ -509,6 +536,32 @@ class Module:
             self._forward_hooks.move_to_end(key, last=False)
         return RemovableHandle(self._forward_hooks, key, (self._forward_hooks_with_kwargs,
                                                           self._forward_hooks_always_called))
+
+    def register_full_backward_hook(self, hook: Callable,
+                                    prepend: bool = False) -> RemovableHandle:
+        """`hook(module, grad_input, grad_output)` runs when the gradients of the module's
+        positional tensor inputs are computed (None for a non-tensor argument); a non-None
+        result (a tuple of the same length) replaces grad_input. When no input requires grad it
+        runs with the output gradients and grad_input all None."""
+        return self._add_backward_hook("_backward_hooks", hook, prepend)
+
+    def register_full_backward_pre_hook(self, hook: Callable,
+                                        prepend: bool = False) -> RemovableHandle:
+        """`hook(module, grad_output)` runs when the gradients of the module's outputs are
+        computed; a non-None result replaces grad_output."""
+        return self._add_backward_hook("_backward_pre_hooks", hook, prepend)
+
+    def _add_backward_hook(self, attr: str, hook: Callable, prepend: bool) -> RemovableHandle:
+        # a new dict rather than an update of the old one: a compiled function guards the
+        # identity of what Module.__call__ reads, so adding (or removing) a backward hook to a
+        # module it has traced retraces it (and the call then runs eagerly, with the hook)
+        key = next(_hook_ids)
+        hooks = OrderedDict(self.__dict__[attr])
+        hooks[key] = hook
+        if prepend:
+            hooks.move_to_end(key, last=False)
+        self.__dict__[attr] = hooks
+        return _RebindingHandle(self, attr, key)
 
     def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,
                                   with_kwargs: bool = False) -> RemovableHandle:
