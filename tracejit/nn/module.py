@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import warnings
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterator
 
@@ -19,43 +18,11 @@ import numpy as np
 from .. import autograd as ag
 from ..ops import dtypes as D
 from ..tensor import Tensor, _tracer
-from .backward_hooks import BackwardHook
+from .hooks import RemovableHandle, _RebindingHandle, call_with_hooks
 from .parameter import Parameter
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 _hook_ids = itertools.count()
-
-
-class RemovableHandle:
-    """Returned by `register_forward_hook`; `handle.remove()` unregisters the hook (and its
-    flags in `extra`, the dicts of hooks registered with_kwargs or always_call)."""
-
-    def __init__(self, hooks: dict, key: int, extra: tuple = ()) -> None:
-        self._hooks, self.id, self._extra = hooks, key, extra
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)
-        for d in self._extra:
-            d.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
-
-
-class _RebindingHandle(RemovableHandle):
-    """The handle of a backward hook: removing it rebinds the module's hook dict (see
-    Module._add_backward_hook)."""
-
-    def __init__(self, module: Module, attr: str, key: int) -> None:
-        self._module, self._attr, self.id = module, attr, key
-
-    def remove(self) -> None:
-        hooks = OrderedDict(self._module.__dict__[self._attr])
-        if hooks.pop(self.id, None) is not None:
-            self._module.__dict__[self._attr] = hooks
 
 
 def _type_name(v) -> str:
@@ -96,65 +63,7 @@ class Module:
         if not (self._forward_hooks or self._forward_pre_hooks or self._backward_hooks or
                 self._backward_pre_hooks):
             return self.forward(*args, **kwargs)
-        return self._call_with_hooks(args, kwargs)
-
-    def _call_with_hooks(self, args: tuple, kwargs: dict):
-        """forward between its hooks, with torch's rules: a pre-hook's non-None result replaces
-        the args (with_kwargs: an (args, kwargs) pair), a hook's replaces the output, and when
-        anything raises, the always_call hooks that have not run yet still run."""
-        result, called = None, set()
-        try:
-            pre_kw = self._forward_pre_hooks_with_kwargs
-            for key, hook in list(self._forward_pre_hooks.items()):
-                if key in pre_kw:
-                    r = hook(self, args, kwargs)
-                    if r is not None:
-                        if not (isinstance(r, tuple) and len(r) == 2):
-                            raise RuntimeError(f"forward pre-hook must return None or a tuple "
-                                               f"of (new_args, new_kwargs), but got {r}.")
-                        args, kwargs = r
-                else:
-                    r = hook(self, args)
-                    if r is not None:
-                        args = r if isinstance(r, tuple) else (r,)
-            bw = None
-            if self._backward_hooks or self._backward_pre_hooks:
-                if _tracer["active"]:   # its nodes are eager autograd: the call runs eagerly
-                    _tracer["break"](f"{type(self).__name__} has a full backward hook")
-                bw = BackwardHook(self, list(self._backward_hooks.values()),
-                                  list(self._backward_pre_hooks.values()))
-                args = bw.setup_input_hook(args)
-            result = self.forward(*args, **kwargs)
-            kw = self._forward_hooks_with_kwargs
-            for key, hook in list(self._forward_hooks.items()):
-                called.add(key)
-                r = hook(self, args, kwargs, result) if key in kw else hook(self, args, result)
-                if r is not None:
-                    result = r
-            if bw is not None:
-                bw.check_inplace()
-                result = bw.setup_output_hook(result)
-            return result
-        except Exception:
-            # not while tracing, as torch skips them while compiling: a graph break is an
-            # exception, and the eager rerun will call them
-            if not _tracer["active"]:
-                self._always_called_hooks(args, kwargs, result, called)
-            raise
-
-    def _always_called_hooks(self, args, kwargs, result, called: set) -> None:
-        kw = self._forward_hooks_with_kwargs
-        for key, hook in list(self._forward_hooks.items()):
-            if key not in self._forward_hooks_always_called or key in called:
-                continue
-            try:
-                r = hook(self, args, kwargs, result) if key in kw else hook(self, args, result)
-                if r is not None:
-                    result = r
-            except Exception as e:    # the first error is the one that propagates
-                warnings.warn(f"module forward hook with ``always_call=True`` raised an "
-                              f"exception that was silenced as another error was raised in "
-                              f"forward: {e}", stacklevel=3)
+        return call_with_hooks(self, args, kwargs)
 
     # --- registration ---
     def _check_init(self, what: str) -> None:
