@@ -326,3 +326,56 @@ def test_weighted_loss_modules_keep_weight_as_buffer():
     loss = nn.CrossEntropyLoss(weight=tj.tensor(CW))
     assert list(loss.state_dict()) == ["weight"]
     assert list(nn.MSELoss().state_dict()) == []
+
+
+def test_binary_cross_entropy_refuses_values_outside_0_1():
+    t = tj.tensor([1.0, 0.0])
+    for bad in ([0.5, 1.5], [-1e-7, 0.5], [math.nan, 0.5]):
+        with pytest.raises(RuntimeError, match="all elements of input should be between 0 and 1"):
+            F.binary_cross_entropy(tj.tensor(bad), t)
+    for bad in ([1.5, 0.0], [math.nan, 0.0]):
+        with pytest.raises(RuntimeError, match="all elements of target should be between 0 "
+                           "and 1"):
+            F.binary_cross_entropy(tj.tensor([0.5, 0.5]), tj.tensor(bad))
+    with pytest.raises(RuntimeError, match="of input should be"):       # input checked first
+        nn.BCELoss()(tj.tensor([2.0]), tj.tensor([2.0]))
+    # the bounds themselves are fine (each log clamped at -100)
+    assert F.binary_cross_entropy(tj.tensor([0.0, 1.0]), tj.tensor([0.0, 1.0])).item() == 0.0
+
+
+def test_binary_cross_entropy_compiles_without_the_value_check():
+    # a traced input has no values to check: no graph break, the same loss as eager
+    f = tj.compile(lambda x, t: F.binary_cross_entropy(x.sigmoid(), t))
+    x, t = tj.tensor(X[0]), tj.tensor(RNG.random(5))
+    for _ in range(2):
+        assert_close(f(x, t).numpy(), F.binary_cross_entropy(x.sigmoid(), t).numpy())
+
+
+@pytest.mark.parametrize("dtype,name", [(tj.int32, "Int"), (tj.int16, "Short"),
+                                        (tj.int8, "Char"), (tj.bool, "Bool"),
+                                        (tj.float64, "Double")])
+def test_class_index_targets_must_be_long_or_byte(dtype, name):
+    target = tj.tensor(TARGET).to(dtype)
+    msg = f"expected target dtype to be Long or Byte, but got {name}"
+    with pytest.raises(RuntimeError, match=msg):
+        F.nll_loss(tj.tensor(LOGITS), target)
+    with pytest.raises(RuntimeError, match=msg):
+        F.cross_entropy(tj.tensor(LOGITS), target, label_smoothing=0.1)
+    with pytest.raises(RuntimeError, match=msg):
+        nn.CrossEntropyLoss()(tj.tensor(LOGITS), target)
+
+
+def test_uint8_targets_are_class_indices():
+    target = np.array([0, 3, 1, 1, 2, 3])       # (no -100: a uint8 cannot hold it)
+    ref = ref_cross_entropy(LOGITS, target, CW, ls=0.2)
+    got = F.cross_entropy(tj.tensor(LOGITS), tj.tensor(target).to(tj.uint8), tj.tensor(CW),
+                          label_smoothing=0.2)
+    assert_close(got.numpy(), ref)
+    # a floating target of another shape is a (wrong) index target, not probabilities
+    with pytest.raises(RuntimeError, match="but got Float"):
+        F.cross_entropy(tj.randn(3, 4), tj.zeros(3))
+    with pytest.raises(RuntimeError, match="0D or 1D target tensor expected"):
+        F.cross_entropy(tj.randn(3, 4), tj.zeros(3, 5))
+    with pytest.raises(ValueError, match=r"Expected input batch_size \(3\) to match target "
+                       r"batch_size \(2\)"):                  # before the dtype, as torch
+        F.nll_loss(tj.randn(3, 4), tj.zeros(2, dtype=tj.int32))

@@ -231,3 +231,218 @@ def test_shared_parameters_are_listed_once():
     seq = nn.Sequential(lin, nn.ReLU(), lin)
     assert len(list(seq.parameters())) == 2
     assert list(seq.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+
+
+class FrozenBatchNorm(nn.BatchNorm1d):
+    """The frozen-BatchNorm pattern: always in eval, whatever its parent is set to."""
+
+    def train(self, mode=True):
+        return super().train(False)
+
+
+def test_train_recurses_through_each_childs_own_train():
+    frozen = FrozenBatchNorm(3)
+    net = nn.Sequential(nn.Linear(4, 3), nn.Sequential(frozen, nn.ReLU()))
+    assert net.train() is net
+    assert [m.training for m in net.modules()] == [True, True, True, False, True]
+    net.eval()
+    net.train(True)
+    assert not frozen.training and net[1].training
+    # in eval its running statistics stay put while the rest of the model trains
+    net(tj.randn(8, 4))
+    assert (frozen.running_mean.numpy() == 0).all() and frozen.num_batches_tracked.item() == 0
+    calls = []
+
+    class Spy(nn.Module):
+        def train(self, mode=True):
+            calls.append(mode)
+            return super().train(mode)
+    net.append(Spy())
+    net.eval()
+    net.train()
+    assert calls == [False, True]          # eval() is train(False), down to the children
+    with pytest.raises(ValueError, match="training mode is expected to be boolean"):
+        net.train(1)
+
+
+def test_to_a_tensor_takes_its_dtype():
+    bn = nn.BatchNorm1d(2)
+    w, rm = bn.weight, bn.running_mean
+    assert bn.to(tj.zeros(1)) is bn and bn.running_mean is rm      # nothing to change
+    bn.to(tj.zeros(1, dtype=tj.float64))
+    assert bn.weight is w and w.dtype is tj.float64 and bn.running_mean.dtype is tj.float64
+    assert bn.num_batches_tracked.dtype is tj.int64
+    bn.to(tensor=tj.zeros(1, dtype=tj.float32))
+    assert w.dtype is tj.float32
+    with pytest.raises(TypeError, match="only accepts floating point dtypes"):
+        bn.to(tj.zeros(1, dtype=tj.int64))
+    assert w.dtype is tj.float32
+    with pytest.raises(TypeError, match="invalid combination of arguments"):
+        bn.to(tj.zeros(1), tj.float64)
+    bn.to("cpu", tj.float64, True)                   # (device, dtype, non_blocking)
+    assert w.dtype is tj.float64
+
+
+def test_get_submodule_parameter_buffer():
+    net = Net()
+    seq = nn.Sequential(net)
+    assert seq.get_submodule("") is seq and seq.get_submodule("0.bn") is net.bn
+    assert seq.get_parameter("0.bn.weight") is net.bn.weight
+    assert seq.get_buffer("0.bn.running_mean") is net.bn.running_mean
+    assert seq.get_buffer("0.cache") is net.cache            # non-persistent buffers too
+    with pytest.raises(AttributeError, match="Net has no attribute `nope`"):
+        seq.get_submodule("0.nope")
+    with pytest.raises(AttributeError, match="`weight` is not an nn.Module"):
+        seq.get_submodule("0.fc1.weight")
+    with pytest.raises(AttributeError, match="`running_mean` is not an nn.Parameter"):
+        seq.get_parameter("0.bn.running_mean")
+    with pytest.raises(AttributeError, match="`training` is not an nn.Parameter"):
+        seq.get_parameter("0.training")
+    with pytest.raises(AttributeError, match="`weight` is not a buffer"):
+        seq.get_buffer("0.bn.weight")
+    with pytest.raises(AttributeError, match="BatchNorm1d has no attribute `foo`"):
+        seq.get_buffer("0.bn.foo")
+    with pytest.raises(AttributeError, match="Sequential has no attribute `1`"):
+        seq.get_buffer("1.foo")
+
+
+class Scale(nn.Module):
+    def forward(self, x, scale=1.0):
+        if scale == 99:
+            raise ValueError("boom")
+        return x * scale
+
+
+def test_hook_order_prepend_and_kwargs():
+    m, log = Scale(), []
+    m.register_forward_pre_hook(lambda mod, args: log.append("pre"))
+    m.register_forward_pre_hook(lambda mod, args: log.append("first"), prepend=True)
+    # with_kwargs: the hook sees the keyword arguments and may replace both
+    m.register_forward_pre_hook(
+        lambda mod, args, kwargs: log.append(("pre_kw", dict(kwargs))) or
+        ((args[0] + 1,), {"scale": kwargs["scale"] * 10}), with_kwargs=True)
+    m.register_forward_hook(lambda mod, args, out: log.append(("post", out.tolist())))
+    m.register_forward_hook(
+        lambda mod, args, kwargs, out: log.append(("post_kw", kwargs, args[0].tolist())) or
+        out + 1, with_kwargs=True, prepend=True)
+    out = m(tj.ones(2), scale=2.0)
+    assert out.tolist() == [41.0, 41.0]              # (1 + 1) * 20 + 1
+    assert log == ["first", "pre", ("pre_kw", {"scale": 2.0}),
+                   ("post_kw", {"scale": 20.0}, [2.0, 2.0]), ("post", [41.0, 41.0])]
+    # a pre-hook's single non-tuple result becomes the one argument
+    m2 = Scale()
+    m2.register_forward_pre_hook(lambda mod, args: args[0] * 3)
+    assert m2(tj.ones(1)).tolist() == [3.0]
+    bad = Scale()
+    bad.register_forward_pre_hook(lambda mod, args, kwargs: 5, with_kwargs=True)
+    with pytest.raises(RuntimeError, match=r"forward pre-hook must return None or a tuple of "
+                       r"\(new_args, new_kwargs\), but got 5."):
+        bad(tj.ones(1))
+
+
+def test_removing_a_hook_removes_its_flags():
+    m = Scale()
+    h = m.register_forward_hook(lambda mod, args, kwargs, out: out * 2, with_kwargs=True,
+                                always_call=True)
+    p = m.register_forward_pre_hook(lambda mod, args, kwargs: None, with_kwargs=True)
+    assert m(tj.ones(1)).tolist() == [2.0]
+    h.remove()
+    p.remove()
+    assert not (m._forward_hooks or m._forward_hooks_with_kwargs or
+                m._forward_hooks_always_called or m._forward_pre_hooks_with_kwargs)
+    assert m(tj.ones(1)).tolist() == [1.0]
+
+
+def test_always_call_hooks_run_when_forward_raises():
+    m, log = Scale(), []
+    m.register_forward_hook(lambda mod, args, out: log.append("plain"))
+    m.register_forward_hook(lambda mod, args, out: log.append(("always", out)),
+                            always_call=True)
+    m.register_forward_hook(lambda mod, args, kwargs, out: log.append(("kw", kwargs)),
+                            always_call=True, with_kwargs=True)
+    with pytest.raises(ValueError, match="boom"):
+        m(tj.ones(1), scale=99)
+    assert log == [("always", None), ("kw", {"scale": 99})]    # output None: forward raised
+    log.clear()
+    # a hook that raises: the always_call hooks not yet run still run; their own errors
+    # become warnings and the first error propagates
+
+    def broken(mod, args, out):
+        raise KeyError("hook")
+    m2 = Scale()
+    m2.register_forward_hook(broken, always_call=True)
+    m2.register_forward_hook(lambda mod, args, out: log.append("after"), always_call=True)
+    with pytest.raises(KeyError, match="hook"):
+        m2(tj.ones(1))
+    assert log == ["after"]
+    with pytest.warns(UserWarning, match="always_call=True`` raised an exception"), \
+            pytest.raises(ValueError, match="boom"):
+        m2(tj.ones(1), scale=99)
+
+
+def test_forward_hooks_against_torch():
+    torch = pytest.importorskip("torch")
+    runs = []
+    for lib, tensor in ((torch, torch.ones), (tj, tj.ones)):
+        class M(lib.nn.Module):
+            def forward(self, x, scale=1.0):
+                return x * scale
+        m, log = M(), []
+        m.register_forward_pre_hook(lambda mod, a: log.append("pre"))
+        m.register_forward_pre_hook(lambda mod, a: log.append("pre0"), prepend=True)
+        m.register_forward_pre_hook(lambda mod, a, k: (a, {"scale": 2.0}), with_kwargs=True)
+        m.register_forward_hook(lambda mod, a, o: log.append(o.tolist()))
+        m.register_forward_hook(lambda mod, a, k, o: o + k["scale"], with_kwargs=True,
+                                prepend=True)
+        runs.append((m(tensor(2), scale=5.0).tolist(), log))
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("value", [[[1.0, 2.0], [3.0, 4.0]], "x", 3.0])
+def test_load_state_dict_refuses_values_that_are_not_tensors(value):
+    lin = nn.Linear(2, 2)
+    before = lin.weight.detach().numpy().copy()
+    for strict in (True, False):
+        with pytest.raises(RuntimeError) as e:
+            lin.load_state_dict({"weight": value, "bias": tj.zeros(2)}, strict=strict)
+        assert str(e.value) == (
+            "Error(s) in loading state_dict for Linear:\n\tWhile copying the parameter named "
+            f'"weight", expected tracejit.Tensor or a numpy array from checkpoint but received '
+            f"{type(value)}")
+    assert (lin.weight.detach().numpy() == before).all()
+
+
+def test_deepcopy_of_a_parameter_leaves_grad_behind():
+    lin = nn.Linear(2, 2)
+    lin(tj.ones(1, 2)).sum().backward()
+    clone = copy.deepcopy(lin)
+    assert lin.weight.grad is not None and clone.weight.grad is None     # torch 2.13
+    assert clone.weight is not lin.weight and clone.weight.requires_grad
+    frozen = nn.Parameter(tj.ones(2), requires_grad=False)
+    assert not copy.deepcopy(frozen).requires_grad
+    # a plain tensor's grad is copied, as torch's
+    t = tj.ones(2, requires_grad=True)
+    t.grad = tj.full((2,), 3.0)
+    assert copy.deepcopy(t).grad.tolist() == [3.0, 3.0]
+
+
+def test_deepcopy_refuses_a_module_holding_a_tensor_with_history():
+    class Cached(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+            self.extra = []
+    m = Cached()
+    shared = copy.deepcopy(nn.Sequential(m, m.lin))         # memo: shared stays shared
+    assert shared[0].lin is shared[1]
+    m.extra.append(m.lin(tj.ones(1, 2)))       # a non-leaf, inside a list
+    for holder in (m, nn.Sequential(m)):
+        with pytest.raises(RuntimeError, match=r"Only Tensors created explicitly by the user "
+                           r"\(graph leaves\) support the deepcopy protocol"):
+            copy.deepcopy(holder)
+    m.extra = [m.extra[0].detach()]
+    assert copy.deepcopy(m).extra[0].tolist() == m.extra[0].tolist()
+    buf = nn.Module()
+    buf.register_buffer("b", tj.ones(2, requires_grad=True) * 2)
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(buf)

@@ -350,6 +350,9 @@ def gather(self, dim, index):
         _norm_dim(dim, 1)
         return gather(self.reshape(1), 0, index.reshape(1)).reshape(())
     same_device(self, index, "gather")
+    if index.dtype not in (D.int64, D.int32):
+        raise RuntimeError(f"gather(): Expected dtype int32/int64 for index, got "
+                           f"{index.dtype.name}")
     d = _norm_dim(dim, self.ndim)
     if index.ndim != self.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")

@@ -5,7 +5,7 @@ state dict keys are PyTorch's.
 """
 from . import functional, init, utils
 from .container import ModuleDict, ModuleList, Sequential
-from .conv import AvgPool2d, Conv2d, MaxPool2d
+from .conv import AvgPool2d, Conv1d, Conv2d, MaxPool2d
 from .layers import (
                      ELU,
                      GELU,
@@ -14,6 +14,7 @@ from .layers import (
                      Dropout,
                      Embedding,
                      Flatten,
+                     GroupNorm,
                      Identity,
                      LayerNorm,
                      LeakyReLU,
@@ -34,6 +35,8 @@ from .loss import (
                      BCELoss,
                      BCEWithLogitsLoss,
                      CrossEntropyLoss,
+                     HuberLoss,
+                     KLDivLoss,
                      L1Loss,
                      MSELoss,
                      NLLLoss,
@@ -41,6 +44,7 @@ from .loss import (
 )
 from .module import Module
 from .parameter import Parameter
+from .parameter_containers import ParameterDict, ParameterList
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
 
 __all__ = [
@@ -54,13 +58,17 @@ __all__ = [
                      "BCEWithLogitsLoss",
                      "BatchNorm1d",
                      "BatchNorm2d",
+                     "Conv1d",
                      "Conv2d",
                      "CrossEntropyLoss",
                      "Dropout",
                      "Embedding",
                      "Flatten",
                      "GRUCell",
+                     "GroupNorm",
+                     "HuberLoss",
                      "Identity",
+                     "KLDivLoss",
                      "L1Loss",
                      "LSTMCell",
                      "LayerNorm",
@@ -75,6 +83,8 @@ __all__ = [
                      "ModuleList",
                      "NLLLoss",
                      "Parameter",
+                     "ParameterDict",
+                     "ParameterList",
                      "RNNBase",
                      "RNNCell",
                      "ReLU",

@@ -5,8 +5,10 @@ dict keys such as `layers.0.weight` match PyTorch's.
 """
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from itertools import chain
 
 from ..tensor import _tracer
 from .module import Module
@@ -21,10 +23,20 @@ def _entries(c: Module):
     return c._modules
 
 
-def _index(i: int, n: int, what: str) -> int:
+def _index(i, n: int) -> int:
+    """i (an int, or anything with __index__) as a position in 0..n-1; torch's IndexError."""
+    i = operator.index(i)
     if not -n <= i < n:
-        raise IndexError(f"index {i} is out of range for {what} of length {n}")
+        raise IndexError(f"index {i} is out of range")
     return i % n
+
+
+def _factor(seq: Module, other) -> int:
+    if not isinstance(other, int):
+        raise TypeError(f"unsupported operand type(s) for *: {type(seq)} and {type(other)}")
+    if other <= 0:
+        raise ValueError(f"Non-positive multiplication factor {other} for {type(seq)}")
+    return other
 
 
 class Sequential(Module):
@@ -46,16 +58,16 @@ class Sequential(Module):
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
-            return Sequential(OrderedDict(list(_entries(self).items())[idx]))
-        return list(_entries(self).values())[_index(idx, len(self), "Sequential")]
+            return self.__class__(OrderedDict(list(_entries(self).items())[idx]))
+        return list(_entries(self).values())[_index(idx, len(self))]
 
     def __setitem__(self, idx: int, module: Module) -> None:
-        key = list(self._modules)[_index(idx, len(self), "Sequential")]
+        key = list(self._modules)[_index(idx, len(self))]
         setattr(self, key, module)
 
     def __delitem__(self, idx) -> None:
         keys = list(self._modules)
-        for k in (keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys), "x")]]):
+        for k in (keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys))]]):
             del self._modules[k]
         _renumber(self, list(self._modules.values()))
 
@@ -69,6 +81,52 @@ class Sequential(Module):
         self.add_module(str(len(self)), module)
         return self
 
+    def extend(self, sequential: Iterable[Module]) -> Sequential:
+        for m in list(sequential):      # (a snapshot: `seq.extend(seq)` doubles it once)
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module) -> Sequential:
+        """Insert before `index` (-len..len, as torch; a list's insert would clamp)."""
+        if not isinstance(module, Module):
+            raise AssertionError(f"module should be of type: {Module}")
+        n = len(self._modules)
+        if not -n <= index <= n:
+            raise IndexError(f"Index out of range: {index}")
+        items = list(self._modules.values())
+        items.insert(index, module)
+        _renumber(self, items)
+        return self
+
+    def pop(self, key: int | slice) -> Module:
+        v = self[key]
+        del self[key]
+        return v
+
+    def __add__(self, other: Sequential) -> Sequential:
+        """A new Sequential holding the modules of both (the same module objects)."""
+        if not isinstance(other, Sequential):
+            raise ValueError(f"add operator supports only objects of Sequential class, but "
+                             f"{type(other)} is given.")
+        return Sequential(*self, *other)
+
+    def __iadd__(self, other: Sequential) -> Sequential:  # noqa: PYI034
+        if not isinstance(other, Sequential):
+            raise ValueError(f"add operator supports only objects of Sequential class, but "
+                             f"{type(other)} is given.")
+        return self.extend(other)
+
+    def __mul__(self, other: int) -> Sequential:
+        """The modules repeated `other` times: the same objects, so their parameters are
+        shared, as in torch."""
+        return Sequential(*(list(self) * _factor(self, other)))
+
+    def __rmul__(self, other: int) -> Sequential:
+        return self.__mul__(other)
+
+    def __imul__(self, other: int) -> Sequential:  # noqa: PYI034
+        return self.extend(list(self) * (_factor(self, other) - 1))
+
 
 class ModuleList(Module):
     """A list of modules whose parameters are registered: `ModuleList([Linear(4, 4)] * 3)`."""
@@ -80,15 +138,15 @@ class ModuleList(Module):
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
-            return ModuleList(list(_entries(self).values())[idx])
-        return _entries(self)[str(_index(idx, len(self), "ModuleList"))]
+            return self.__class__(list(_entries(self).values())[idx])
+        return _entries(self)[str(_index(idx, len(self)))]
 
     def __setitem__(self, idx: int, module: Module) -> None:
-        setattr(self, str(_index(idx, len(self), "ModuleList")), module)
+        setattr(self, str(_index(idx, len(self))), module)
 
     def __delitem__(self, idx) -> None:
         items = list(self._modules.values())
-        del items[idx]
+        del items[idx if isinstance(idx, slice) else _index(idx, len(items))]
         _renumber(self, items)
 
     def __len__(self) -> int:
@@ -100,24 +158,34 @@ class ModuleList(Module):
     def __iadd__(self, modules: Iterable[Module]) -> ModuleList:  # noqa: PYI034
         return self.extend(modules)
 
+    def __add__(self, other: Iterable[Module]) -> ModuleList:
+        """A new ModuleList of both's modules (the same objects); `other` is any iterable."""
+        return ModuleList(chain(self, other))
+
     def append(self, module: Module) -> ModuleList:
         self.add_module(str(len(self)), module)
         return self
 
     def extend(self, modules: Iterable[Module]) -> ModuleList:
-        if isinstance(modules, Module) and not isinstance(modules, (ModuleList, Sequential)):
+        if not isinstance(modules, Iterable):
             raise TypeError("ModuleList.extend should be called with an iterable, but got "
                             + type(modules).__name__)
-        for m in modules:
+        for m in list(modules):         # (a snapshot: `ml.extend(ml)` doubles it once)
             self.append(m)
         return self
 
     def insert(self, index: int, module: Module) -> None:
+        """Insert before `index`, as list.insert (negative counts from the end)."""
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
         items = list(self._modules.values())
         items.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self.add_module(str(i), m)
+        _renumber(self, items)
+
+    def pop(self, key: int | slice) -> Module:
+        v = self[key]
+        del self[key]
+        return v
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ModuleList has no forward(); iterate over it and call each "

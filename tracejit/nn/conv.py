@@ -1,4 +1,5 @@
-"""2-D convolution and pooling (functions and modules), built from movement ops and matmul.
+"""1-D and 2-D convolution and 2-D pooling (functions and modules), built from movement ops and
+matmul; a 1-D convolution is a 2-D one over a height-1 image.
 
 The input is padded, then every kernel offset (i, j) contributes one strided slice of shape
 (N, C, H_out, W_out) (im2col by slicing); convolution stacks the slices and multiplies them with
@@ -24,17 +25,21 @@ from .parameter import Parameter
 _LOWEST = {"stride": 1, "dilation": 1, "kernel_size": 1, "padding": 0}
 
 
-def _pair(v, name: str = "value") -> tuple[int, int]:
+def _ntuple(v, n: int, name: str = "value") -> tuple:
     if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise RuntimeError(f"{name} must be an int or a pair of ints, got {v}")
-        out = int(v[0]), int(v[1])
+        if len(v) != n:
+            raise RuntimeError(f"{name} must be an int or a tuple of {n} ints, got {v}")
+        out = tuple(int(x) for x in v)
     else:
-        out = int(v), int(v)
+        out = (int(v),) * n
     low = _LOWEST.get(name)
     if low is not None and min(out) < low:
         raise RuntimeError(f"{name} must be {'positive' if low else 'non-negative'}, got {v}")
     return out
+
+
+def _pair(v, name: str = "value") -> tuple[int, int]:
+    return _ntuple(v, 2, name)
 
 
 def _windows(x: Tensor, k, s, d, out) -> list:
@@ -118,9 +123,23 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
 
 def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
            dilation=1, groups: int = 1) -> Tensor:
-    """conv2d over a height-1 image: (N, C, L) input, (O, C/groups, k) weight."""
+    """conv2d over a height-1 image: (N, C, L) or (C, L) input, (O, C/groups, k) weight."""
     def one(v):
         return v[0] if isinstance(v, (tuple, list)) else v
+    # checked here, so that the errors name the 1-D shapes, as torch's
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"Expected 2D (unbatched) or 3D (batched) input to conv1d, but got "
+                           f"input of size: {list(input.shape)}")
+    if weight.ndim != 3:
+        raise RuntimeError(f"Expected {weight.ndim}-dimensional input for {weight.ndim}-"
+                           f"dimensional weight {list(weight.shape)}, but got 3-dimensional "
+                           f"input of size {list(input.shape)} instead")
+    c = input.shape[-2]
+    if weight.shape[1] * groups != c:
+        shape = list(input.shape) if input.ndim == 3 else [1] + list(input.shape)
+        raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, "
+                           f"expected input{shape} to have {weight.shape[1] * groups} "
+                           f"channels, but got {c} channels instead")
     pad_arg = padding if isinstance(padding, str) else (0, one(padding))
     out = conv2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, one(stride)), pad_arg,
                  (1, one(dilation)), groups)
@@ -223,8 +242,9 @@ def _divisors(size: int, k: int, s: int, p: int, n: int, include_pad: bool) -> l
     return out
 
 
-class Conv2d(Module):
-    """2-D convolution layer with PyTorch's parameters, default init and repr."""
+class _ConvNd(Module):
+    """The convolution layers' shared parameters, default init and repr (`_n` dimensions)."""
+    _n = 2
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
@@ -237,12 +257,13 @@ class Conv2d(Module):
         if out_channels % groups:
             raise ValueError("out_channels must be divisible by groups")
         if padding_mode != "zeros":
-            raise NotImplementedError(f"Conv2d: padding_mode '{padding_mode}' is not supported "
-                                      f"by tracejit (only 'zeros')")
+            raise NotImplementedError(f"{type(self).__name__}: padding_mode '{padding_mode}' is "
+                                      f"not supported by tracejit (only 'zeros')")
+        n = self._n
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        self.padding = padding if isinstance(padding, str) else _pair(padding)
-        self.dilation, self.padding_mode = _pair(dilation), padding_mode
+        self.kernel_size, self.stride = _ntuple(kernel_size, n), _ntuple(stride, n)
+        self.padding = padding if isinstance(padding, str) else _ntuple(padding, n)
+        self.dilation, self.padding_mode = _ntuple(dilation, n), padding_mode
         dt = D.get_dtype(dtype) if dtype is not None else D.float32
         from ..factories import empty
         self.weight = Parameter(empty(out_channels, in_channels // groups, *self.kernel_size,
@@ -256,22 +277,36 @@ class Conv2d(Module):
     def reset_parameters(self) -> None:
         init._reset_weight_and_bias(self.weight, self.bias)
 
-    def forward(self, input: Tensor) -> Tensor:
-        return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                      self.groups)
-
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
              f"stride={self.stride}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding!r}"
-        if self.dilation != (1, 1):
+        if self.padding != (0,) * self._n:
+            s += f", padding={self.padding}"        # (a string unquoted: padding=same)
+        if self.dilation != (1,) * self._n:
             s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
         return s
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution over (N, C, L) or (C, L) input; weight (out, in/groups, k)."""
+    _n = 1
+
+    def forward(self, input: Tensor) -> Tensor:
+        return conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                      self.groups)
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution over (N, C, H, W) or (C, H, W) input; weight (out, in/groups, kh, kw)."""
+    _n = 2
+
+    def forward(self, input: Tensor) -> Tensor:
+        return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                      self.groups)
 
 
 class MaxPool2d(Module):

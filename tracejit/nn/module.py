@@ -8,6 +8,7 @@ state dict converted with `{k: v.numpy() for k, v in sd.items()}` loads unchange
 """
 from __future__ import annotations
 
+import copy
 import itertools
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterator
@@ -17,26 +18,11 @@ import numpy as np
 from .. import autograd as ag
 from ..ops import dtypes as D
 from ..tensor import Tensor, _tracer
+from .hooks import RemovableHandle, _RebindingHandle, call_with_hooks
 from .parameter import Parameter
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 _hook_ids = itertools.count()
-
-
-class RemovableHandle:
-    """Returned by `register_forward_hook`; `handle.remove()` unregisters the hook."""
-
-    def __init__(self, hooks: dict, key: int) -> None:
-        self._hooks, self.id = hooks, key
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
 
 
 def _type_name(v) -> str:
@@ -60,6 +46,12 @@ class Module:
         d["_modules"] = OrderedDict()
         d["_forward_hooks"] = OrderedDict()
         d["_forward_pre_hooks"] = OrderedDict()
+        # ids of the hooks registered with_kwargs / always_call (torch's bookkeeping)
+        d["_forward_hooks_with_kwargs"] = OrderedDict()
+        d["_forward_hooks_always_called"] = OrderedDict()
+        d["_forward_pre_hooks_with_kwargs"] = OrderedDict()
+        d["_backward_hooks"] = OrderedDict()
+        d["_backward_pre_hooks"] = OrderedDict()
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required '
@@ -68,16 +60,10 @@ class Module:
     def __call__(self, *args, **kwargs):
         if _tracer["active"]:
             _tracer["module"](self)  # compile guards on the training flag of modules it calls
-        for hook in list(self._forward_pre_hooks.values()):
-            r = hook(self, args)
-            if r is not None:
-                args = r if isinstance(r, tuple) else (r,)
-        out = self.forward(*args, **kwargs)
-        for hook in list(self._forward_hooks.values()):
-            r = hook(self, args, out)
-            if r is not None:
-                out = r
-        return out
+        if not (self._forward_hooks or self._forward_pre_hooks or self._backward_hooks or
+                self._backward_pre_hooks):
+            return self.forward(*args, **kwargs)
+        return call_with_hooks(self, args, kwargs)
 
     # --- registration ---
     def _check_init(self, what: str) -> None:
@@ -144,7 +130,7 @@ class Module:
         params = d.get("_parameters")
         if isinstance(value, Parameter):
             self._check_init("parameters")
-            self._drop(name)
+            self._drop(name, keep="_parameters")
             self.register_parameter(name, value)
         elif params is not None and name in params:
             if value is not None:
@@ -153,7 +139,7 @@ class Module:
             params[name] = None
         elif isinstance(value, Module):
             self._check_init("child modules")
-            self._drop(name)
+            self._drop(name, keep="_modules")
             self._modules[name] = value
         elif d.get("_modules") is not None and name in d["_modules"]:
             if value is not None:
@@ -168,10 +154,14 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _drop(self, name: str) -> None:
+    def _drop(self, name: str, keep: str) -> None:
+        """Forget `name` everywhere but in the dict `keep`, where the new value replaces the
+        old one in place: replacing `seq[0]` or `lin.weight` keeps its position (forward
+        order, state dict order), as in torch."""
         self.__dict__.pop(name, None)
         for k in ("_parameters", "_buffers", "_modules"):
-            self.__dict__[k].pop(name, None)
+            if k != keep:
+                self.__dict__[k].pop(name, None)
         self._non_persistent_buffers_set.discard(name)
 
     def __getattr__(self, name: str):
@@ -255,19 +245,34 @@ class Module:
             yield b
 
     def get_submodule(self, target: str) -> Module:
+        """The submodule at a dotted path ("" is self), with torch's AttributeErrors."""
         m = self
         for item in target.split(".") if target else ():
-            if item not in m._modules:
-                raise AttributeError(f"{type(m).__name__} has no attribute `{item}`")
-            m = m._modules[item]
+            if not hasattr(m, item):
+                raise AttributeError(f"{m._get_name()} has no attribute `{item}`")
+            m = getattr(m, item)
+            if not isinstance(m, Module):
+                raise AttributeError(f"`{item}` is not an nn.Module")
         return m
 
     def get_parameter(self, target: str) -> Parameter:
         mod, _, name = target.rpartition(".")
         m = self.get_submodule(mod)
-        if name not in m._parameters:
-            raise AttributeError(f"{type(m).__name__} has no parameter `{name}`")
-        return m._parameters[name]
+        if not hasattr(m, name):
+            raise AttributeError(f"{m._get_name()} has no attribute `{name}`")
+        p = getattr(m, name)
+        if not isinstance(p, Parameter):
+            raise AttributeError(f"`{name}` is not an nn.Parameter")
+        return p
+
+    def get_buffer(self, target: str) -> Tensor:
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if not hasattr(m, name):
+            raise AttributeError(f"{m._get_name()} has no attribute `{name}`")
+        if name not in m._buffers:
+            raise AttributeError(f"`{name}` is not a buffer")
+        return m._buffers[name]
 
     # --- state ---
     def state_dict(self, destination=None, prefix: str = "",
@@ -297,7 +302,12 @@ class Module:
             for key, dst in own.items():
                 if key not in state_dict:
                     continue
-                src = _as_value(state_dict[key], key)
+                src = _as_value(state_dict[key])
+                if src is None:
+                    errors.append(f'While copying the parameter named "{key}", expected '
+                                  f'tracejit.Tensor or a numpy array from checkpoint but '
+                                  f'received {type(state_dict[key])}')
+                    continue
                 if tuple(src.shape) != tuple(dst.shape):
                     errors.append(f"size mismatch for {key}: copying a param with shape "
                                   f"{_size(src.shape)} from checkpoint, the shape in current "
@@ -330,10 +340,14 @@ class Module:
 
     # --- modes and gradients ---
     def train(self, mode: bool = True) -> Module:
+        """Set the training flag here and, through each direct child's own `train`, below: a
+        child that overrides `train` (a frozen BatchNorm that stays in eval) is honoured, as in
+        PyTorch."""
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")  # noqa: TRY004 (torch)
-        for m in self.modules():
-            m.__dict__["training"] = mode
+        self.__dict__["training"] = mode    # (not __setattr__: no tensor, nothing to register)
+        for m in self.children():
+            m.train(mode)
         return self
 
     def eval(self) -> Module:
@@ -364,27 +378,40 @@ class Module:
                         p.grad = fn(p.grad)
             for name, b in m._buffers.items():
                 if b is not None:
-                    m._buffers[name] = fn(b)
+                    new = fn(b)
+                    if new._data is not b._data:    # unchanged (cpu to cpu): the same tensor
+                        m._buffers[name] = new
         return self
 
-    def to(self, *args, dtype=None, device=None, **kwargs) -> Module:
+    def to(self, *args, dtype=None, device=None, tensor=None, **kwargs) -> Module:
+        """`to(device, dtype)`, `to(dtype)` or `to(tensor)` (that tensor's dtype and device),
+        as torch; integer and bool tensors are never cast."""
         for a in args:
-            if isinstance(a, (D.DType, type)) or (isinstance(a, str) and a in D._BY_NAME):
+            if isinstance(a, bool):
+                continue                # non_blocking: nothing to wait for here
+            if isinstance(a, Tensor):
+                tensor = a
+            elif isinstance(a, (D.DType, type)) or (isinstance(a, str) and a in D._BY_NAME):
                 dtype = a
             else:
                 device = a
+        if tensor is not None:
+            if dtype is not None or device is not None:
+                raise TypeError("to() received an invalid combination of arguments: a tensor "
+                                "with a dtype or a device (pass either)")
+            dtype, device = tensor.dtype, tensor.device
+        d = None if dtype is None else D.get_dtype(dtype)
+        if d is not None and not d.is_floating_point:   # (checked before anything moves)
+            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired "
+                            f"dtype={d}")
         if device is not None:
             from ..factories import _device_check
             _device_check(device)
             # parameters keep their identity; their data (and grads) move
             self._apply_data(lambda t: t.detach().to(device))
-        if dtype is None:
-            return self
-        d = D.get_dtype(dtype)
-        if not d.is_floating_point:
-            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired "
-                            f"dtype={d}")
-        return self._apply_data(lambda t: t.detach().to(d) if t.dtype.is_floating_point else t)
+        if d is not None:
+            self._apply_data(lambda t: t.detach().to(d) if t.dtype.is_floating_point else t)
+        return self
 
     def float(self) -> Module:
         return self.to(D.float32)
@@ -402,17 +429,76 @@ class Module:
         return self.to("cuda" if device is None else device)
 
     # --- hooks ---
-    def register_forward_hook(self, hook: Callable) -> RemovableHandle:
-        """`hook(module, args, output)` runs after forward; a non-None result replaces output."""
+    def register_forward_hook(self, hook: Callable, *, prepend: bool = False,
+                              with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """`hook(module, args, output)` (with_kwargs: `hook(module, args, kwargs, output)`)
+        runs after forward; a non-None result replaces the output. prepend: before the hooks
+        already registered; always_call: also when forward (or a hook) raises."""
         key = next(_hook_ids)
         self._forward_hooks[key] = hook
-        return RemovableHandle(self._forward_hooks, key)
+        if with_kwargs:
+            self._forward_hooks_with_kwargs[key] = True
+        if always_call:
+            self._forward_hooks_always_called[key] = True
+        if prepend:
+            self._forward_hooks.move_to_end(key, last=False)
+        return RemovableHandle(self._forward_hooks, key, (self._forward_hooks_with_kwargs,
+                                                          self._forward_hooks_always_called))
 
-    def register_forward_pre_hook(self, hook: Callable) -> RemovableHandle:
-        """`hook(module, args)` runs before forward; a non-None result replaces the args."""
+    def register_full_backward_hook(self, hook: Callable,
+                                    prepend: bool = False) -> RemovableHandle:
+        """`hook(module, grad_input, grad_output)` runs when the gradients of the module's
+        positional tensor inputs are computed (None for a non-tensor argument); a non-None
+        result (a tuple of the same length) replaces grad_input. When no input requires grad it
+        runs with the output gradients and grad_input all None."""
+        return self._add_backward_hook("_backward_hooks", hook, prepend)
+
+    def register_full_backward_pre_hook(self, hook: Callable,
+                                        prepend: bool = False) -> RemovableHandle:
+        """`hook(module, grad_output)` runs when the gradients of the module's outputs are
+        computed; a non-None result replaces grad_output."""
+        return self._add_backward_hook("_backward_pre_hooks", hook, prepend)
+
+    def _add_backward_hook(self, attr: str, hook: Callable, prepend: bool) -> RemovableHandle:
+        # a new dict rather than an update of the old one: a compiled function guards the
+        # identity of what Module.__call__ reads, so adding (or removing) a backward hook to a
+        # module it has traced retraces it (and the call then runs eagerly, with the hook)
+        key = next(_hook_ids)
+        hooks = OrderedDict(self.__dict__[attr])
+        hooks[key] = hook
+        if prepend:
+            hooks.move_to_end(key, last=False)
+        self.__dict__[attr] = hooks
+        return _RebindingHandle(self, attr, key)
+
+    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """`hook(module, args)` runs before forward; a non-None result replaces the args (a
+        non-tuple is wrapped into one). with_kwargs: `hook(module, args, kwargs)`, which may
+        return a new `(args, kwargs)` pair."""
         key = next(_hook_ids)
         self._forward_pre_hooks[key] = hook
-        return RemovableHandle(self._forward_pre_hooks, key)
+        if with_kwargs:
+            self._forward_pre_hooks_with_kwargs[key] = True
+        if prepend:
+            self._forward_pre_hooks.move_to_end(key, last=False)
+        return RemovableHandle(self._forward_pre_hooks, key,
+                               (self._forward_pre_hooks_with_kwargs,))
+
+    # --- copying ---
+    def __deepcopy__(self, memo: dict) -> Module:
+        """The default deep copy, refused (RuntimeError, as torch) when the module holds a
+        tensor with autograd history: copying it would copy its graph too. torch refuses in
+        Tensor.__deepcopy__; here the module's own attributes and buffers are checked."""
+        if any(_holds_non_leaf(v) for v in self.__dict__.values()):
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment. A module holds a "
+                               "tensor computed with autograd: detach() it, or recompute it "
+                               "after the copy.")
+        # what copy.deepcopy does for an object without __deepcopy__ (a subclass's
+        # __getstate__/__setstate__ are honoured)
+        return copy._reconstruct(self, memo, *self.__reduce_ex__(4))
 
     # --- printing ---
     def extra_repr(self) -> str:
@@ -447,10 +533,23 @@ def _size(shape) -> str:
     return f"tracejit.Size({list(shape)})"
 
 
-def _as_value(v, key: str) -> Tensor:
+def _as_value(v) -> Tensor | None:
+    """A state dict value as a Tensor: a Tensor or a numpy array; None for anything else (a
+    list or a Python number is refused, as torch refuses what is not Tensor-like)."""
     if isinstance(v, Tensor):
         return v
-    if isinstance(v, (np.ndarray, np.generic, int, float, bool)):
+    if isinstance(v, (np.ndarray, np.generic)):
         return Tensor._make(np.asarray(v))
-    raise TypeError(f"load_state_dict: value for '{key}' must be a Tensor or numpy array, got "
-                    f"{type(v).__name__}")
+    return None
+
+
+def _holds_non_leaf(v) -> bool:
+    """Whether v, or a list, tuple, set or dict inside it, holds a tensor with autograd
+    history (a submodule is checked when it is copied itself)."""
+    if isinstance(v, Tensor):
+        return v.grad_fn is not None
+    if isinstance(v, dict):
+        return any(_holds_non_leaf(x) for x in v.values())
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return any(_holds_non_leaf(x) for x in v)
+    return False

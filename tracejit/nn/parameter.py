@@ -41,11 +41,11 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
     def __deepcopy__(self, memo) -> Parameter:
+        """A new Parameter with a copy of the data and the same requires_grad; `.grad` is not
+        copied (torch 2.13's Parameter.__deepcopy__ leaves it None)."""
         if id(self) in memo:
             return memo[id(self)]
         out = Parameter(Tensor._make(np.array(self._data, copy=True)), self.requires_grad)
-        if self.grad is not None:
-            out.grad = Tensor._make(np.array(self.grad._data, copy=True))
         memo[id(self)] = out
         return out
 
