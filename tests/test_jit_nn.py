@@ -622,3 +622,27 @@ def test_modules_appended_to_containers_after_a_trace_retrace():
         got, want = cm(x), model(x)
         assert got.shape == want.shape
         np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-6)
+
+
+def test_parameters_added_to_parameter_containers_after_a_trace_retrace():
+    nn = tj.nn
+
+    class M(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ps = nn.ParameterList([nn.Parameter(tj.ones(2))])
+            self.pd = nn.ParameterDict({"a": nn.Parameter(tj.ones(2))})
+
+        def forward(self, x):
+            for p in self.ps:
+                x = x + p
+            for _, p in self.pd.items():
+                x = x * p
+            return x
+    m = M()
+    cm, x = tj.compile(m), tj.ones(2)
+    assert cm(x).tolist() == [2.0, 2.0]
+    m.ps.append(nn.Parameter(tj.full((2,), 5.0)))
+    assert cm(x).tolist() == m(x).tolist() == [7.0, 7.0]
+    m.pd["b"] = nn.Parameter(tj.full((2,), 3.0))
+    assert cm(x).tolist() == m(x).tolist() == [21.0, 21.0]
