@@ -394,3 +394,48 @@ def test_torch_keyword_forms_size_end_other_and_round_decimals():
     for f in (lambda: tj.zeros(), lambda: tj.zeros(2.0), lambda: tj.ones(2, 3.0)):
         with pytest.raises(TypeError):
             f()
+
+
+def test_compiled_integer_casts_carry_no_gradient():
+    f = lambda x: x * x.long()              # noqa: E731
+    for g in (f, tj.compile(f)):
+        x = tj.tensor([0.5, -1.7, 2.2], requires_grad=True)
+        g(x).sum().backward()
+        assert x.grad.tolist() == [0.0, -1.0, 2.0]
+    assert not tj.compile(lambda x: x.long() + 0.5)(tj.tensor([0.5], requires_grad=True)) \
+        .requires_grad
+
+
+def test_add_and_sub_alpha_scale_in_the_promoted_dtype():
+    b = tj.tensor([True, False])
+    r = tj.add(b, b, alpha=2)
+    assert r.dtype == tj.bool and r.tolist() == [True, False]
+    r = tj.add(tj.tensor(3, dtype=tj.int32), b, alpha=2)
+    assert r.dtype == tj.int32 and r.tolist() == [5, 3]
+    assert tj.sub(tj.ones(2), tj.tensor([2, 4]), alpha=0.5).tolist() == [0.0, -1.0]
+    with pytest.raises(RuntimeError, match="alpha must not be a floating"):
+        tj.add(tj.tensor([1, 2]), tj.tensor([1, 1]), alpha=0.5)
+
+
+def test_empty_splits_contiguous_reductions_setitem_broadcast_and_batch_errors():
+    assert [tuple(t.shape) for t in tj.zeros(0).split(2)] == [(0,)]
+    assert [tuple(t.shape) for t in tj.zeros(2, 0).chunk(3, 1)] == [(2, 0)] * 3
+    x = tj.arange(24.0).reshape(4, 3, 2).permute(2, 1, 0)
+    assert x.sum(1).is_contiguous() and x.sum(1).view(8).tolist()[:2] == [6.0, 24.0]
+    y = tj.zeros(3)
+    y[0] = tj.tensor([5.0])                 # (1,) broadcasts to the 0-d region, as torch
+    assert y.tolist() == [5.0, 0.0, 0.0]
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        tj.zeros(3, 4)[0] = tj.arange(5.0)
+    for f in (lambda a, b: a @ b, tj.compile(lambda a, b: a @ b)):
+        with pytest.raises(RuntimeError):
+            f(tj.ones(2, 3, 4), tj.ones(3, 4, 5))
+    assert abs(tj.logsumexp(tj.tensor([True, False]), 0).item() - 1.3132617) < 1e-6
+
+
+def test_compiled_in_place_update_of_an_expanded_argument_raises_eagers_error():
+    f = tj.compile(lambda a: a.add_(1) * 1)
+    base = tj.tensor([[1.0, 2.0]])
+    with pytest.raises(RuntimeError, match="single memory location"):
+        f(base.expand(2, 2))
+    assert base.tolist() == [[1.0, 2.0]]

@@ -191,6 +191,24 @@ def getitem(t: Tensor, key) -> Tensor:
     return apply(_INDEX, t, *idx, key=template)
 
 
+def _fit_value(value: Tensor, shape: tuple, template, idx, perm) -> Tensor:
+    """The value of `t[key] = value` as torch takes it: broadcast to the indexed region, its
+    leading size-1 dims beyond the region's dropped (y[0] = tensor([5.]) into a 1-d y); torch's
+    error when it does not broadcast."""
+    from .ops.shaped import _index_infer
+    base = tuple(shape[d] for d in perm) if perm is not None else tuple(shape)
+    region = _index_infer((base, None), *[(tuple(i.shape), None) for i in idx],
+                          key=template)[0]
+    v = value
+    while v.ndim > len(region) and v.shape[0] == 1:
+        v = v.squeeze(0)
+    got = v.shape[::-1]
+    if len(got) > len(region) or any(a != b and a != 1 for a, b in zip(got, region[::-1])):
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} cannot "
+                           f"be broadcast to indexing result of shape {list(region)}")
+    return v
+
+
 def setitem(t: Tensor, key, value) -> None:
     template, idx, perm = parse_key(t.shape, key)
     if ("z",) in template:      # a 0-d False index selects nothing
@@ -201,6 +219,7 @@ def setitem(t: Tensor, key, value) -> None:
         value = value.to(t.dtype)
     if not idx and value.ndim and value.device != t.device:
         value = value.to(t.device)      # basic indexing copies across devices (torch's copy_)
+    value = _fit_value(value, t.shape, template, idx, perm)
     from .inplace import check_inplace, commit
     record = check_inplace(t, value)
     if not record and type(t._data) is _ndarray and type(value._data) is _ndarray:

@@ -70,28 +70,37 @@ Tensor.absolute = Tensor.abs
 Tensor.negative = Tensor.neg
 
 
-def _scaled(name: str, other, alpha):
-    """other * alpha. alpha is a number, as in PyTorch; inside a compiled function a float
-    argument arrives as a traced 0-d tensor (`p.add_(buf, alpha=-lr)` with lr an argument)."""
+def _scaled(name: str, self, other, alpha):
+    """other * alpha, in the dtype self and other promote to (as torch: bool + bool * 2 stays
+    bool, and a float alpha is refused only for an integral result). alpha is a number, as in
+    PyTorch; inside a compiled function a float argument arrives as a traced 0-d tensor
+    (`p.add_(buf, alpha=-lr)` with lr an argument)."""
     if isinstance(alpha, Tensor):
         if not (_tracer["active"] and alpha.ndim == 0):
             raise TypeError(f"{name}(): argument 'alpha' must be Number, not Tensor")
         return other * alpha
-    if isinstance(alpha, float) and isinstance(other, Tensor) and \
-            not other.dtype.is_floating_point:
+    if alpha == 1 and not isinstance(alpha, float):
+        return other
+    ts = [t for t in (self, other) if isinstance(t, Tensor)]
+    dt = D.result_type([t.dtype for t in ts if t.ndim], [t.dtype for t in ts if not t.ndim],
+                       [D.scalar_dtype(x) for x in (self, other) if not isinstance(x, Tensor)])
+    if isinstance(alpha, float) and not dt.is_floating_point:
         raise RuntimeError("For integral input tensors, argument alpha must not be a floating "
                            "point number.")
-    return other if alpha == 1 else other * alpha
+    if not isinstance(other, Tensor):
+        return other * alpha
+    other = other.to(dt)
+    return other * bool(alpha) if dt.is_bool else other * alpha
 
 
 @both
 def add(self, other, *, alpha=1):
-    return apply(R["add"], self, _scaled("add", other, alpha))
+    return apply(R["add"], self, _scaled("add", self, other, alpha))
 
 
 @both
 def sub(self, other, *, alpha=1):
-    return apply(R["sub"], self, _scaled("sub", other, alpha))
+    return apply(R["sub"], self, _scaled("sub", self, other, alpha))
 
 
 Tensor.subtract = Tensor.sub
@@ -634,6 +643,8 @@ def _sqrt_zero_grad(v):
 
 @both
 def logsumexp(self, dim, keepdim=False):
+    if not self.dtype.is_floating_point:        # integers and bools: in the default float
+        self = self.to(D.float32)
     dims = _rdims(dim, self.ndim)
     if self.numel():
         m = self.amax(dims, keepdim=True).detach()

@@ -263,7 +263,8 @@ def split(self, split_size_or_sections, dim=0):
         if s <= 0 and n:
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
                                f"dimension size of {n}")
-        sizes = [s] * (n // s) + ([n % s] if n % s else []) if s else [0]
+        # (an empty dim splits into one empty piece, as in torch)
+        sizes = [s] * (n // s) + ([n % s] if n % s else []) if s and n else [0]
     else:
         sizes = list(split_size_or_sections)
         if sum(sizes) != n:
@@ -281,9 +282,11 @@ def split(self, split_size_or_sections, dim=0):
 def chunk(self, chunks, dim=0):
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0")
-    n = self.shape[_norm_dim(dim, self.ndim)]
-    size = -(-n // chunks) if n else 1
-    return self.split(size, dim)
+    d = _norm_dim(dim, self.ndim)
+    n = self.shape[d]
+    if not n:                   # torch: `chunks` empty pieces
+        return tuple(self.narrow(d, 0, 0) for _ in range(chunks))
+    return self.split(-(-n // chunks), dim)
 
 
 @function
@@ -503,6 +506,8 @@ def matmul(self, other):
                                f"src [{other.shape[0]}] to have the same number of elements")
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({a.shape[-2]}x"
                            f"{a.shape[-1]} and {b.shape[-2]}x{b.shape[-1]})")
+    from .ops import broadcast_shapes
+    broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))      # torch's RuntimeError
     out = apply(R["matmul"], a, b)
     if sa and sb:
         return out.reshape(())

@@ -50,6 +50,10 @@ def disable(flag: bool = True) -> None:
     _disabled["on"] = bool(flag)
 
 
+def _writeable(a) -> bool:
+    return bool(a.flags.writeable) if type(a) is _ndarray else getattr(a, "writeable", True)
+
+
 class _TraceError(Exception):
     """The traced function raised `error` (not a graph break)."""
 
@@ -456,8 +460,12 @@ class CompiledFunction:
         # written back after the node took the versions of the inputs it saved: a backward
         # that reads an input the function itself modified raises, as in eager
         n = entry.n_user
-        for (kind, i), new in zip(entry.mutations, outs[n:n + len(entry.mutations)]):
-            t = leaves[i] if kind == "arg" else imp[i]
+        targets = [leaves[i] if kind == "arg" else imp[i] for kind, i in entry.mutations]
+        if not all(_writeable(t._data) for t in targets):      # before any write, as eager
+            raise RuntimeError("unsupported operation: more than one element of the written-to "
+                               "tensor refers to a single memory location (an expanded "
+                               "tensor); call .clone() before writing to it")
+        for t, new in zip(targets, outs[n:n + len(entry.mutations)]):
             if new is t._data:
                 pass          # the backend wrote it in place
             elif type(t._data) is _ndarray:

@@ -138,7 +138,9 @@ class Tracer:
         loc = self.loc_override or user_location()
         typ = infer_type(op.name, ins, params)
         node = self.graph.add(op.name, ins, params, typ, loc)
-        rg = bool(ag._state["grad"] and op.vjp is not None and any(a.requires_grad for a in args))
+        # only floating results take part in autograd, as in eager (x.long() has no gradient)
+        rg = bool(ag._state["grad"] and op.vjp is not None and typ.dtype.is_floating_point
+                  and any(a.requires_grad for a in args))
         node.meta["rg"] = rg
         node.meta["in_rg"] = tuple(a.requires_grad for a in args)
         # a traced result that requires grad is not a leaf (in-place rules depend on it)

@@ -54,7 +54,8 @@ def _np_reduce(f, cast=None):
         if x.size == 0 and f in (np.amax, np.amin):
             _check_nonempty(f.__name__[1:], x.shape, dims, len(dims) == x.ndim)
         kw = {"dtype": _sum_dtype(D.from_numpy_dtype(x.dtype)).np} if cast else {}
-        return np.asarray(f(x, axis=dims, keepdims=keepdim, **kw))
+        # contiguous, as torch's (numpy keeps a permuted input's order: .view() would fail)
+        return np.asarray(f(x, axis=dims, keepdims=keepdim, **kw), order="C")
     return run
 
 
