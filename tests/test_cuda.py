@@ -357,11 +357,13 @@ def test_devices_of_gradients_conversions_dropout_rnn_states_and_checkpoints(tmp
         assert (d["a"].device.type, d["b"].device.type) == want
 
 
-def test_blocked_matmul_on_tile_edges_transposed_operands_and_float64():
-    """The register-blocked float kernel: sizes off its tiles, each operand row-major or
-    transposed (its tiles load along the other axis), float64, a general strided view."""
+@pytest.mark.parametrize("blocked", [False, True])
+def test_matmul_kernels_on_tile_edges_transposed_operands_and_float64(monkeypatch, blocked):
+    """Both float kernels (one output per thread; register-blocked): sizes off their tiles,
+    each operand row-major or transposed (the blocked kernel's tiles then load along the other
+    axis), float64, a general strided view."""
     from tracejit.codegen.cuda import matmul as MM
-    assert MM.BLOCKED
+    monkeypatch.setattr(MM, "BLOCKED", blocked)
     for m, k, n in [(5, 7, 3), (9, 4, 11), (1, 1, 1), (3, 17, 2)]:
         for ta, tb in [(False, False), (True, False), (False, True), (True, True)]:
             dt = np.float64 if (m + ta + tb) % 2 else np.float32
@@ -375,6 +377,7 @@ def test_blocked_matmul_on_tile_edges_transposed_operands_and_float64():
     a = RNG.standard_normal((6, 8)).astype(np.float32)
     g = tj.tensor(a, device="cuda")[::2, 1::2]            # no stride of 1
     close(g @ g.t(), tj.tensor(a[::2, 1::2] @ a[::2, 1::2].T), rtol=1e-4, atol=1e-5)
+    assert ("float32", blocked) in MM._kernels and ("float64", blocked) in MM._kernels
 
 
 def test_training_step_on_the_gpu_matches_the_cpu():
