@@ -219,19 +219,20 @@ def setitem(t: Tensor, key, value) -> None:
         value = value.to(t.dtype)
     if not idx and value.ndim and value.device != t.device:
         value = value.to(t.device)      # basic indexing copies across devices (torch's copy_)
-    value = _fit_value(value, t.shape, template, idx, perm)
     from .inplace import check_inplace, commit
     record = check_inplace(t, value)
     if not record and type(t._data) is _ndarray and type(value._data) is _ndarray:
         # plain write: no graph to keep, so no copy of the whole tensor
         from .ops.shaped import numpy_key
         dst = t._data if perm is None else t._data.transpose(perm)    # a view: writes t
+        k = numpy_key(template, [i._data for i in idx])
         try:
-            dst[numpy_key(template, [i._data for i in idx])] = value._data
-        except ValueError as e:
-            raise RuntimeError(f"setitem: {e}") from None
+            dst[k] = value._data
+        except ValueError:      # (numpy checks before writing) torch's broadcast, or its error
+            dst[k] = _fit_value(value, t.shape, template, idx, perm)._data
         t._version[0] += 1
         return
+    value = _fit_value(value, t.shape, template, idx, perm)
     with ag.set_grad_enabled(record or ag.is_grad_enabled()):
         src = t._snapshot() if record else t
         if perm is None:

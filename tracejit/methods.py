@@ -81,6 +81,9 @@ def _scaled(name: str, self, other, alpha):
         return other * alpha
     if alpha == 1 and not isinstance(alpha, float):
         return other
+    if isinstance(self, Tensor) and isinstance(other, Tensor) and self.dtype is other.dtype \
+            and self.dtype.is_floating_point:           # (optimizers: p.add_(d, alpha=-lr))
+        return other * alpha
     ts = [t for t in (self, other) if isinstance(t, Tensor)]
     dt = D.result_type([t.dtype for t in ts if t.ndim], [t.dtype for t in ts if not t.ndim],
                        [D.scalar_dtype(x) for x in (self, other) if not isinstance(x, Tensor)])
@@ -172,7 +175,14 @@ def clamp(self, min=None, max=None):
     # extreme (not self's: an int8 tensor clamped to a float or int64 tensor is not clipped to
     # int8's range)
     given = [b for b in (min, max) if b is not None]
-    dt = _checked_result_type(self, *given)
+    plain = (int, float, type(None))        # (`all` is the tensor method in this module)
+    if self.dtype.is_floating_point and type(min) in plain and type(max) in plain:
+        dt = self.dtype                     # (the common case, without the promotion rules)
+        if dt is not D.float64:
+            for b in given:
+                D.check_fill(b, dt)
+    else:
+        dt = _checked_result_type(self, *given)
     if dt.is_floating_point:
         ext = (-np.inf, np.inf)
     elif dt.is_bool:

@@ -186,8 +186,8 @@ elementwise("tanh", 1, lambda m, x: m.tanh(x), lambda g, out, x: (g * (1.0 - out
 elementwise("sigmoid", 1, lambda m, x: m.div(1.0, m.add(1.0, m.exp(m.neg(x)))),
             lambda g, out, x: (g * out * (1.0 - out),), rule="float", saves=(OUT,))
 elementwise("relu", 1, lambda m, x: m.maximum(x, m.const(0, x)),
-            # (passes the gradient at NaN, as torch's threshold_backward: not out <= 0)
-            lambda g, out, x: (g.where(~(out <= 0), 0.0),),
+            # (passes the gradient at NaN, as torch's threshold_backward: 0 where out <= 0)
+            lambda g, out, x: ((out <= 0)._op("where", 0.0, g),),
             eager=lambda x: np.maximum(x, x.dtype.type(0)), saves=(OUT,), bool_ok=False)
 elementwise("erf", 1, lambda m, x: m.erf(x),
             lambda g, out, x: (g * (-(x * x)).exp() * _SQRT_2_OVER_PI,), rule="float",
