@@ -199,6 +199,21 @@ class Softmin(_DimModule):
 # --- normalisation ---
 
 
+def _affine(m: Module, shape: tuple, affine: bool, bias: bool, dtype) -> None:
+    """A normalisation's affine weight (ones) and bias (zeros) of `shape`, or None for each
+    it does not have (registered, so state dicts list them as torch's do)."""
+    m.register_parameter("weight", Parameter(ones(shape, dtype=_dt(dtype))) if affine else None)
+    m.register_parameter("bias", Parameter(zeros(shape, dtype=_dt(dtype)))
+                         if affine and bias else None)
+
+
+def _reset_affine(m: Module) -> None:
+    if m.weight is not None:
+        init.ones_(m.weight)
+    if m.bias is not None:
+        init.zeros_(m.bias)
+
+
 class LayerNorm(Module):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, device=None, dtype=None) -> None:
@@ -207,21 +222,10 @@ class LayerNorm(Module):
             tuple(normalized_shape)
         self.normalized_shape, self.eps = shape, eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(ones(shape, dtype=_dt(dtype)))
-            if bias:
-                self.bias = Parameter(zeros(shape, dtype=_dt(dtype)))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, shape, elementwise_affine, bias, dtype)
 
     def reset_parameters(self) -> None:
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -243,21 +247,10 @@ class GroupNorm(Module):
                              f"({num_groups})")
         self.num_groups, self.num_channels, self.eps = num_groups, num_channels, eps
         self.affine = affine
-        if affine:
-            self.weight = Parameter(ones(num_channels, dtype=_dt(dtype)))
-            if bias:
-                self.bias = Parameter(zeros(num_channels, dtype=_dt(dtype)))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, (num_channels,), affine, bias, dtype)
 
     def reset_parameters(self) -> None:
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
