@@ -63,6 +63,8 @@ def round(self, *, decimals=0):  # noqa: A001
     if decimals > 0:
         return apply(R["round"], self * scale) / scale
     return apply(R["round"], self / scale) * scale
+
+
 Tensor.floor_divide = Tensor.floordiv
 _functions["floor_divide"] = Tensor.floordiv
 Tensor.greater, Tensor.less, Tensor.equal_ = Tensor.gt, Tensor.lt, Tensor.eq
