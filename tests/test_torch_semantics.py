@@ -439,3 +439,21 @@ def test_compiled_in_place_update_of_an_expanded_argument_raises_eagers_error():
     with pytest.raises(RuntimeError, match="single memory location"):
         f(base.expand(2, 2))
     assert base.tolist() == [[1.0, 2.0]]
+
+
+def test_mul_and_div_by_a_constant_keep_only_what_the_gradient_reads():
+    """torch's mul keeps `a` only for b's gradient: modifying y in place after `y * 2` or
+    `y / 2` is fine (eager and compiled); after `y * w` with w requiring grad it is refused."""
+    def k(x, op):
+        y = x * 1
+        a = op(y)
+        y.add_(1)
+        return (a + y).sum()
+    for op, want in ((lambda y: y * 2, 3.0), (lambda y: y / 2, 1.5)):
+        for f in (lambda x, op=op: k(x, op), tj.compile(lambda x, op=op: k(x, op))):
+            x = tj.tensor([1.0, 2.0, 3.0], requires_grad=True)
+            f(x).backward()
+            assert x.grad.tolist() == [want] * 3
+    x, w = tj.tensor([1.0, 2.0], requires_grad=True), tj.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        k(x, lambda y: y * w).backward()

@@ -124,6 +124,14 @@ class Meta:
         return len(self.shape)
 
 
+def needed(inputs, readers) -> bool:
+    """Whether a saved input is read by the gradient of one of `readers` (op.saved_for)."""
+    for k in readers:
+        if inputs[k].requires_grad:
+            return True
+    return False
+
+
 class Node:
     """A recorded op application. Subclasses (compiled functions) override `apply`."""
     __slots__ = ("op", "params", "next", "saved", "versions", "metas", "out", "freed",
@@ -133,12 +141,12 @@ class Node:
     def __init__(self, op, params, inputs, out) -> None:
         self.op = op
         self.params = params
-        saves = op.saves
+        saves, sf = op.saves, op.saved_for
         nxt, metas, saved, versions = [], [], [], []
         for i, t in enumerate(inputs):  # one pass: this runs for every recorded op
             nxt.append(_edge(t))
             metas.append((t._data.shape, t.dtype))
-            if i in saves:
+            if i in saves and (sf is None or needed(inputs, sf.get(i, ()))):
                 saved.append(t)
                 versions.append(t._version[0])
             else:

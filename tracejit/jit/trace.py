@@ -148,8 +148,9 @@ class Tracer:
         if _makes_view(op, params):
             self.alias(out, args[0])
         if rg:
+            sf = op.saved_for
             saved = [(a, self.modified.get(id(a), 0)) for k, a in enumerate(args)
-                     if k in op.saves]
+                     if k in op.saves and (sf is None or ag.needed(args, sf.get(k, ())))]
             if OUT in op.saves:
                 saved.append((out, 0))
             self.saved_versions[id(node)] = saved

@@ -27,7 +27,7 @@ class Op:
                  eager: Callable, vjp: Callable | None = None, expr: Callable | None = None,
                  saves: tuple = None, domain=(-3.0, 3.0), dtype_rule: str | None = None,
                  int_ok: bool = True, bool_ok: bool = True, method: bool = True,
-                 static: tuple = ()) -> None:
+                 static: tuple = (), saved_for: dict | None = None) -> None:
         self.name = name
         self.kind = kind          # elementwise | reduce | movement | index | matmul | source
         self.nin = nin            # number of tensor inputs (-1: variadic)
@@ -36,6 +36,10 @@ class Op:
         self.vjp = vjp            # None: not differentiable
         self.expr = expr
         self.saves = tuple(range(max(nin, 0))) + (OUT,) if saves is None else saves
+        # {saved input: the inputs whose gradients read it}: a saved input is kept (and its
+        # in-place modification refused) only when one of those requires grad, as torch's
+        # mul keeps `a` only for b's gradient. None: every gradient reads every saved input.
+        self.saved_for = saved_for
         self.domain = domain
         self.dtype_rule = dtype_rule
         self.int_ok = int_ok

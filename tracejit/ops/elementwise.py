@@ -22,7 +22,7 @@ _LN10 = math.log(10.0)
 
 def elementwise(name: str, nin: int, expr, vjp=None, *, eager=None, rule: str = "promote",
                 saves=None, domain=(-3.0, 3.0), int_ok: bool = True, bool_ok: bool = True,
-                cond_inputs: int = 0, params: tuple = ()) -> Op:
+                cond_inputs: int = 0, params: tuple = (), saved_for=None) -> Op:
     """Register an elementwise op. `rule`: promote | float | compare | logical."""
 
     def infer(*types, **kw):
@@ -38,7 +38,7 @@ def elementwise(name: str, nin: int, expr, vjp=None, *, eager=None, rule: str = 
             return np.asarray(expr(M, *xs, **kw))
     op = Op(name, "elementwise", nin, infer=infer, eager=eager, vjp=vjp, expr=expr,
             saves=saves, domain=domain, dtype_rule=rule, int_ok=int_ok, bool_ok=bool_ok,
-            static=params)
+            static=params, saved_for=saved_for)
     op.cond_inputs = cond_inputs
     return register(op)
 
@@ -84,10 +84,11 @@ elementwise("sub", 2, lambda m, a, b: m.sub(a, b), lambda g, out, a, b: (g, lamb
             eager=np.subtract, saves=(), bool_ok=False)
 elementwise("mul", 2, lambda m, a, b: m.mul(a, b),
             lambda g, out, a, b: (lambda: g * b, lambda: g * a), eager=np.multiply,
-            saves=(0, 1))
+            saves=(0, 1), saved_for={0: (1,), 1: (0,)})
 elementwise("div", 2, lambda m, a, b: m.div(a, b),
             lambda g, out, a, b: (lambda: g / b, lambda: -g * a / (b * b)),
-            eager=np.true_divide, rule="float", saves=(0, 1), domain=(0.5, 3.0))
+            eager=np.true_divide, rule="float", saves=(0, 1), domain=(0.5, 3.0),
+            saved_for={0: (1,), 1: (0, 1)})
 elementwise("floordiv", 2, lambda m, a, b: m.floordiv(a, b), None, eager=np.floor_divide,
             bool_ok=False, domain=(0.5, 3.0))
 elementwise("remainder", 2, lambda m, a, b: m.remainder(a, b),
