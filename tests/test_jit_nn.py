@@ -646,3 +646,26 @@ def test_parameters_added_to_parameter_containers_after_a_trace_retrace():
     assert cm(x).tolist() == m(x).tolist() == [7.0, 7.0]
     m.pd["b"] = nn.Parameter(tj.full((2,), 3.0))
     assert cm(x).tolist() == m(x).tolist() == [21.0, 21.0]
+
+
+def test_replaced_parameter_dict_entries_and_swapped_hooks_retrace():
+    nn = tj.nn
+
+    class M(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pd = nn.ParameterDict({"k": nn.Parameter(tj.ones(2))})
+            self.lin = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.lin(x) * self.pd["k"]
+    m = M()
+    cm, x = tj.compile(m), tj.ones(1, 2)
+    cm(x)
+    m.pd["k"] = nn.Parameter(tj.full((2,), 3.0))
+    np.testing.assert_allclose(cm(x).detach().numpy(), m(x).detach().numpy())
+    h = m.lin.register_forward_hook(lambda mod, i, o: o * 2.0)
+    cm(x)
+    h.remove()
+    m.lin.register_forward_hook(lambda mod, i, o: o + 100.0)      # same number of hooks
+    np.testing.assert_allclose(cm(x).detach().numpy(), m(x).detach().numpy())

@@ -457,3 +457,35 @@ def test_mul_and_div_by_a_constant_keep_only_what_the_gradient_reads():
     x, w = tj.tensor([1.0, 2.0], requires_grad=True), tj.ones(2, requires_grad=True)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         k(x, lambda y: y * w).backward()
+
+
+def test_norm_and_atan2_gradients_at_zero_and_float16_norms():
+    for vals, p, want in (([0.0, 1.0, -1.0], 0.5, [0.0, 2.0, -2.0]), ([0.0, 0.0], 3, [0.0, 0.0]),
+                          ([0.0, 2.0], -1, [0.0, 0.0])):
+        for f in (lambda x, p=p: tj.linalg.vector_norm(x, p),
+                  tj.compile(lambda x, p=p: tj.linalg.vector_norm(x, p))):
+            x = tj.tensor(vals, dtype=tj.float64, requires_grad=True)
+            f(x).backward()
+            assert x.grad.tolist() == want
+    assert tj.linalg.vector_norm(tj.tensor([300.0, 300.0]).half()).item() == 424.25
+    y, x = tj.tensor([0.0, 1.0], requires_grad=True), tj.tensor([0.0, 1.0], requires_grad=True)
+    tj.atan2(y, x).sum().backward()
+    assert y.grad.tolist() == [0.0, 0.5] and x.grad.tolist() == [0.0, -0.5]
+
+
+def test_alpha_overflow_movedim_of_0d_and_multistep_milestones_as_torch():
+    a = tj.tensor([1, 2], dtype=tj.int32)
+    with pytest.raises(RuntimeError, match="without overflow"):
+        tj.add(a, a, alpha=2**33)
+    assert tj.movedim(tj.tensor(3.0), 0, -1).item() == 3.0
+    opt = tj.optim.SGD([tj.ones(1, requires_grad=True)], lr=1.0)
+    s = tj.optim.lr_scheduler.MultiStepLR(opt, [2, 2, 5], gamma=0.5)
+    lrs = []
+    for _ in range(6):
+        opt.step()
+        s.step()
+        lrs.append(s.get_last_lr()[0])
+    assert lrs == [1.0, 0.25, 0.25, 0.25, 0.125, 0.125]
+    assert dict(s.state_dict()["milestones"]) == {2: 2, 5: 1}       # a Counter, as torch's
+    s.load_state_dict({**s.state_dict(), "milestones": {3: 1}})     # as tj.load gives it
+    assert s.milestones[3] == 1 and s.milestones[4] == 0

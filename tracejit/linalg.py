@@ -17,6 +17,8 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
                            f"input. Got {x.dtype.name}")
     if isinstance(dim, int):
         dim = (dim,)
+    if x.dtype.name == "float16":       # accumulated in float32, as torch (x * x overflows)
+        return vector_norm(x.float(), ord, dim, keepdim).half()
     dims = _rdims(dim, x.ndim)
     a = x.abs()
     if ord == math.inf:
@@ -31,8 +33,15 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
         return a.sum(dims, keepdim=keepdim)
     if ord == 2:
         return _sqrt_zero_grad((x * x).sum(dims, keepdim=keepdim))
-    s = (a ** float(ord)).sum(dims, keepdim=keepdim)
-    return s ** (1.0 / ord)
+    # |x|**ord only where |x| > 0, so no 0 * inf reaches a gradient (torch's are 0 there): a
+    # zero adds 0 for ord > 0, and inf for ord < 0, which makes the norm 0
+    nz = a != 0
+    terms = (a.where(nz, 1.0) ** float(ord)).where(nz, 0.0 if ord > 0 else math.inf)
+    s = terms.sum(dims, keepdim=keepdim)
+    if ord < 0:
+        return s ** (1.0 / ord)
+    pos = s != 0
+    return (s.where(pos, 1.0) ** (1.0 / ord)).where(pos, 0.0)
 
 
 def norm_method(self, p="fro", dim=None, keepdim=False, dtype=None):

@@ -92,6 +92,7 @@ def _scaled(name: str, self, other, alpha):
     if isinstance(alpha, float) and not dt.is_floating_point:
         raise RuntimeError("For integral input tensors, argument alpha must not be a floating "
                            "point number.")
+    D.check_fill(alpha, dt)                 # (an int alpha the dtype cannot hold: torch's error)
     if not isinstance(other, Tensor):
         return other * alpha
     other = other.to(dt)

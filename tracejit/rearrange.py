@@ -85,6 +85,10 @@ def movedim(self, source, destination):
                            f"({list(src)} dims) should contain the same number of dims as "
                            f"destination ({list(dst)} dims)")
     nd = self.ndim
+    if nd == 0:             # torch takes dim 0 or -1 of a 0-d tensor: nothing moves
+        for d in src + dst:
+            _norm_dim(d, 1)
+        return self.view(())
     src = tuple(_norm_dim(d, nd) for d in src)
     dst = tuple(_norm_dim(d, nd) for d in dst)
     for name, ds in (("source", src), ("destination", dst)):

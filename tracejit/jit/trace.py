@@ -208,8 +208,10 @@ class Tracer:
                 self.reads.add(d[kind], name, v, f"{cls}.{name}")
         # entries added since (Sequential.append, a new ModuleDict key, hooks) retrace: the
         # reads above guard only the entries there were
+        # (hooks by their handles' ids, in order: one removed and another added, or prepended,
+        # retraces)
         sizes = lambda: (len(d["_parameters"]), len(d["_buffers"]), len(d["_modules"]),  # noqa: E731
-                         len(d["_forward_hooks"]), len(d["_forward_pre_hooks"]))
+                         tuple(d["_forward_hooks"]), tuple(d["_forward_pre_hooks"]))
         self.guard(sizes, sizes())
         self.reads.function(m.__call__)          # forward, and what it reads by name
         for hook in (*d["_forward_pre_hooks"].values(), *d["_forward_hooks"].values()):

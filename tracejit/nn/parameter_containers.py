@@ -118,6 +118,7 @@ class ParameterDict(Module):
         return key
 
     def __getitem__(self, key: str):
+        _read(self)
         return getattr(self, self._check_key(key))    # a missing key: AttributeError, as torch
 
     def __setitem__(self, key: str, value) -> None:
@@ -140,6 +141,7 @@ class ParameterDict(Module):
         return reversed(self._keys)
 
     def __contains__(self, key) -> bool:
+        _read(self)
         return key in self._keys
 
     def copy(self) -> ParameterDict:

@@ -72,7 +72,8 @@ register(Op("argsort", "sort", 1, infer=lambda xt, dim, descending, stable: (xt[
 
 def _atan2_vjp(g, out, y, x):
     r = x * x + y * y
-    return (lambda: g * x / r, lambda: -g * y / r)
+    safe = r.where(r != 0, 1.0)         # torch: 0 where x = y = 0 (r = 0), not 0 / 0
+    return (lambda: g * x / safe, lambda: -g * y / safe)
 
 
 register(Op("atan2", "binary", 2,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import Counter
 from collections.abc import Callable
 
 from .lr_base import EPOCH_DEPRECATION_WARNING, _LRScheduler  # noqa: F401 - as torch's
@@ -46,16 +47,23 @@ class StepLR(LRScheduler):
 class MultiStepLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
-        self.milestones, self.gamma = sorted(milestones), gamma
+        # a Counter, as torch's (state dicts move between the two); a repeated milestone
+        # multiplies by gamma once per repeat
+        self.milestones, self.gamma = Counter(milestones), gamma
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
-        k = self.milestones.count(self.last_epoch)
+        k = self.milestones[self.last_epoch]
         return [g["lr"] * self.gamma ** k for g in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self) -> list:
-        k = bisect.bisect_right(self.milestones, self.last_epoch)
+        k = bisect.bisect_right(sorted(self.milestones.elements()), self.last_epoch)
         return [b * self.gamma ** k for b in self.base_lrs]
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        # (a list from an older tracejit, or the plain dict tj.load gives for a Counter)
+        self.milestones = Counter(self.milestones)
 
 
 class ExponentialLR(LRScheduler):
