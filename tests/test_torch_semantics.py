@@ -489,3 +489,21 @@ def test_alpha_overflow_movedim_of_0d_and_multistep_milestones_as_torch():
     assert dict(s.state_dict()["milestones"]) == {2: 2, 5: 1}       # a Counter, as torch's
     s.load_state_dict({**s.state_dict(), "milestones": {3: 1}})     # as tj.load gives it
     assert s.milestones[3] == 1 and s.milestones[4] == 0
+
+
+def test_isclose_of_large_ints_half_round_decimals_trunc_dtypes_and_setitem_numbers():
+    assert tj.isclose(tj.tensor([2**62 + 1]), tj.tensor([2**62]), rtol=0, atol=0).tolist() == \
+        [False]
+    assert tj.isclose(tj.tensor([True]), tj.tensor([False]), atol=1).tolist() == [True]
+    r = tj.round(tj.tensor([-3.0859375, 8.9453125]).half(), decimals=2)
+    assert r.dtype == tj.float16 and r.float().tolist() == [-3.08984375, 8.953125]
+    q = tj.div(tj.tensor([7, -7], dtype=tj.int32), tj.tensor(2), rounding_mode="trunc")
+    assert q.dtype == tj.int32 and q.tolist() == [3, -3]
+    assert tj.div(tj.tensor([True, False]), tj.tensor([2, 2]), rounding_mode="trunc").tolist() \
+        == [0, 0]
+    u = tj.zeros(2, dtype=tj.uint8)
+    u[0] = -1
+    assert u.tolist() == [255, 0]
+    for dt, v in ((tj.int8, 300), (tj.int64, float("nan"))):
+        with pytest.raises(RuntimeError, match="without overflow"):
+            tj.zeros(2, dtype=dt)[0] = v

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import autograd as ag
 from .ops import REGISTRY
+from .ops import dtypes as D
 from .tensor import Tensor, _ndarray, apply
 
 _INDEX = REGISTRY["index"]
@@ -214,6 +215,8 @@ def setitem(t: Tensor, key, value) -> None:
     if ("z",) in template:      # a 0-d False index selects nothing
         return
     if not isinstance(value, Tensor):
+        if isinstance(value, (int, float)):     # torch's overflow error (a uint8 -1 wraps)
+            value = D.check_fill(value, t.dtype)
         value = Tensor._make(np.asarray(value, dtype=t._data.dtype))
     elif value.dtype is not t.dtype:
         value = value.to(t.dtype)

@@ -59,6 +59,8 @@ def round(self, *, decimals=0):  # noqa: A001
         return apply(R["round"], self)
     if not self.dtype.is_floating_point:
         raise NotImplementedError("round(): decimals is only supported for floating tensors")
+    if self.dtype is D.float16:     # scaled in float32, as torch (x * 100 rounds in float16)
+        return round(self.float(), decimals=decimals).half()
     scale = 10.0 ** abs(decimals)
     if decimals > 0:
         return apply(R["round"], self * scale) / scale
@@ -120,14 +122,16 @@ def div(self, other, *, rounding_mode=None):
     if rounding_mode == "floor":
         return apply(R["floordiv"], self, other)
     if rounding_mode == "trunc":
-        dt = D.result_type([self.dtype], [], [D.scalar_dtype(other)] if not isinstance(
-            other, Tensor) else []) if not isinstance(other, Tensor) else \
-            D.promote_types(self.dtype, other.dtype)
+        ts = [t for t in (self, other) if isinstance(t, Tensor)]
+        dt = D.result_type([t.dtype for t in ts if t.ndim], [t.dtype for t in ts if not t.ndim],
+                           [] if isinstance(other, Tensor) else [D.scalar_dtype(other)])
         if dt.is_floating_point or dt.is_bool:
             q = apply(R["div"], self, other).trunc()
             return q if dt.is_floating_point else q.to(dt)
         # integers: exact (a float quotient loses digits past 2**24), and a zero divisor
         # raises as in floor division; floor rounds down where the signs differ
+        self = self.to(dt)
+        other = other.to(dt) if isinstance(other, Tensor) else other
         f = apply(R["floordiv"], self, other)
         inexact = (self - f * other) != 0
         return f + (inexact & ((self < 0) != (other < 0))).to(dt)

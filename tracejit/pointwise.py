@@ -93,13 +93,15 @@ def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
 def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     if self.dtype is not other.dtype:
         raise RuntimeError(f"{self.dtype.name} did not match {other.dtype.name}")
+    exact = self == other           # (on the integers themselves: float64 loses past 2**53)
     if self.dtype.is_bool:
-        return self == other
+        self, other = self.long(), other.long()
     a, b = (self, other) if self.dtype.is_floating_point else (self.double(), other.double())
-    close = a == b
+    close = exact
     if equal_nan:
         close = close | ((a != a) & (b != b))
-    err = (a - b).abs()
+    # (integers: their difference is exact before it becomes a float)
+    err = (a - b).abs() if self.dtype.is_floating_point else (self - other).abs().double()
     return close | (err.isfinite() & (err <= atol + (b * rtol).abs()))
 
 
