@@ -669,3 +669,20 @@ def test_replaced_parameter_dict_entries_and_swapped_hooks_retrace():
     h.remove()
     m.lin.register_forward_hook(lambda mod, i, o: o + 100.0)      # same number of hooks
     np.testing.assert_allclose(cm(x).detach().numpy(), m(x).detach().numpy())
+
+
+def test_a_parameter_read_from_a_module_that_is_not_called_is_guarded():
+    nn = tj.nn
+
+    class M(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return x @ self.proj.weight.t()
+    m = M()
+    cm, x = tj.compile(m), tj.ones(1, 2)
+    cm(x)
+    m.proj.weight = nn.Parameter(tj.full((2, 2), 5.0))
+    assert cm(x).tolist() == m(x).tolist() == [[10.0, 10.0]]

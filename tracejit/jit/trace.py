@@ -62,6 +62,7 @@ class Tracer:
         self._saved = None
         self.loc_override = None   # while building the backward: the forward op's location
         self.modules: list = []     # nn.Modules called during the trace (guarded on .training)
+        self._module_ids: set = set()
         # Views made during the trace, id -> (view, base, times the base was modified when the
         # view was made): eager views share their base's memory, traced values do not, so an
         # in-place update of a view, or a view read after its base changed, breaks the graph
@@ -198,8 +199,9 @@ class Tracer:
         its parameters, buffers, children, hooks and the attributes its forward reads are
         guarded (replacing m.weight with a new Parameter, or changing m.scale, retraces instead
         of running the old trace)."""
-        if any(x is m for x in self.modules):
+        if id(m) in self._module_ids:       # (read often: every parameter read calls this)
             return
+        self._module_ids.add(id(m))
         self.modules.append(m)
         d = m.__dict__
         cls = type(m).__name__

@@ -168,6 +168,10 @@ class Module:
         d = self.__dict__
         for k in ("_parameters", "_buffers", "_modules"):
             if k in d and name in d[k]:
+                if _tracer["active"]:
+                    # read during a trace without a call (self.proj.weight): its entries are
+                    # guarded too, so replacing that parameter retraces
+                    _tracer["module"](self)
                 return d[k][name]
         hint = ""
         if "_parameters" in d and not name.startswith("__") and \
