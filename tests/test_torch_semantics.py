@@ -507,3 +507,20 @@ def test_isclose_of_large_ints_half_round_decimals_trunc_dtypes_and_setitem_numb
     for dt, v in ((tj.int8, 300), (tj.int64, float("nan"))):
         with pytest.raises(RuntimeError, match="without overflow"):
             tj.zeros(2, dtype=dt)[0] = v
+
+
+def test_in_place_forms_and_function_aliases_of_the_new_ops():
+    x = tj.tensor([[1.0, -2.0], [3.0, float("nan")]])
+    a, b, c = x.clone(), x.clone(), x.clone()
+    a.tril_()
+    b.triu_(1)
+    c.nan_to_num_(0.5)
+    assert a[0].tolist() == [1.0, 0.0] and b.tolist() == [[0.0, -2.0], [0.0, 0.0]]
+    assert c.tolist() == [[1.0, -2.0], [3.0, 0.5]]
+    e = tj.tensor([1.26, 2.5])
+    e.round_(decimals=1)
+    np.testing.assert_allclose(e.numpy(), [1.3, 2.5], rtol=1e-6)
+    assert tj.ger(tj.tensor([1.0, 2.0]), tj.tensor([3.0])).tolist() == [[3.0], [6.0]]
+    assert tj.divide(tj.tensor([7]), 2, rounding_mode="floor").tolist() == [3]
+    assert tj.rsub(tj.tensor([1.0, 2.0]), 10.0, alpha=2).tolist() == [8.0, 6.0]
+    assert abs(tj.arctan2(tj.tensor([1.0]), tj.tensor([1.0])).item() - np.pi / 4) < 1e-6

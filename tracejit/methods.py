@@ -140,6 +140,13 @@ def div(self, other, *, rounding_mode=None):
 
 
 Tensor.divide = Tensor.true_divide = Tensor.div
+_functions["divide"] = _functions["true_divide"] = div
+
+
+@function
+def rsub(input, other, *, alpha=1):
+    """other - alpha * input (torch.rsub)."""
+    return sub(other, input, alpha=alpha)
 
 
 @both
@@ -514,8 +521,8 @@ _inplace_method("fill_", lambda t, v: t.new_full(t.shape, v) if not isinstance(v
                 else v.to(t.dtype).expand(t.shape) + t.new_zeros(()))
 _inplace_method("zero_", lambda t: t.new_zeros(t.shape))
 for _n in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "neg", "abs", "floor", "ceil",
-           "round", "trunc", "sin", "cos", "reciprocal"):
-    _inplace_method(_n + "_", (lambda n: lambda t: getattr(t, n)())(_n))
+           "round", "trunc", "sin", "cos", "reciprocal", "tan", "sinh", "cosh", "log10"):
+    _inplace_method(_n + "_", (lambda n: lambda t, **kw: getattr(t, n)(**kw))(_n))
 Tensor.clip_ = Tensor.clamp_
 _inplace_method("__ipow__", lambda t, o: t ** o)        # x **= y updates x (and its views)
 _inplace_method("__ifloordiv__", lambda t, o: t // o)

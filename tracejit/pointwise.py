@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .inplace import inplace
-from .methods import both, function, method
+from .methods import _functions, _inplace_method, both, function, method
 from .ops import REGISTRY as R
 from .ops import dtypes as D
 from .tensor import Tensor, apply
@@ -42,6 +42,8 @@ def atan2(self, other):
 
 
 Tensor.arctan2 = Tensor.atan2
+_functions["arctan2"] = atan2
+_inplace_method("atan2_", lambda t, other: t.atan2(other))
 
 
 @both
@@ -142,3 +144,7 @@ def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_gra
     d = D.get_dtype(dtype) if dtype is not None else D.float32
     vals = np.power(float(base), np.linspace(float(start), float(end), int(steps)))
     return tensor(vals.astype(d.np), device=device, requires_grad=requires_grad)
+
+
+_inplace_method("nan_to_num_", lambda t, nan=0.0, posinf=None, neginf=None:
+                t.nan_to_num(nan, posinf, neginf))

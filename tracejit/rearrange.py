@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .methods import _functions, both, function
+from .methods import _functions, _inplace_method, both, function
 from .ops import REGISTRY as R
 from .tensor import Tensor, _norm_dim, apply
 
@@ -184,3 +184,6 @@ def outer(self, vec2):
 
 
 Tensor.ger = Tensor.outer
+_functions["ger"] = outer
+_inplace_method("tril_", lambda t, diagonal=0: t.tril(diagonal))
+_inplace_method("triu_", lambda t, diagonal=0: t.triu(diagonal))
