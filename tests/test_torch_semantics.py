@@ -524,3 +524,13 @@ def test_in_place_forms_and_function_aliases_of_the_new_ops():
     assert tj.divide(tj.tensor([7]), 2, rounding_mode="floor").tolist() == [3]
     assert tj.rsub(tj.tensor([1.0, 2.0]), 10.0, alpha=2).tolist() == [8.0, 6.0]
     assert abs(tj.arctan2(tj.tensor([1.0]), tj.tensor([1.0])).item() - np.pi / 4) < 1e-6
+
+
+def test_nan_to_num_casts_its_replacements_and_0d_split_and_isclose_errors():
+    r = tj.nan_to_num(tj.tensor([float("inf"), float("nan")]), posinf=1e300, nan=2.0)
+    assert r.tolist() == [float("inf"), 2.0]            # 1e300 is inf in float32, as torch
+    for f, err in ((lambda: tj.tensor(3.0).split(1), RuntimeError),
+                   (lambda: tj.tensor(3.0).chunk(2), RuntimeError),
+                   (lambda: tj.isclose(tj.ones(1), 1.5), TypeError)):
+        with pytest.raises(err):
+            f()

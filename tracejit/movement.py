@@ -256,6 +256,8 @@ def narrow(self, dim, start, length):
 
 @both
 def split(self, split_size_or_sections, dim=0):
+    if self.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
     d = _norm_dim(dim, self.ndim)
     n = self.shape[d]
     if isinstance(split_size_or_sections, int):
@@ -282,6 +284,8 @@ def split(self, split_size_or_sections, dim=0):
 def chunk(self, chunks, dim=0):
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0")
+    if self.ndim == 0:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
     d = _norm_dim(dim, self.ndim)
     n = self.shape[d]
     if not n:                   # torch: `chunks` empty pieces

@@ -84,8 +84,11 @@ def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
     if not self.dtype.is_floating_point:
         return self.clone()
     info = np.finfo(self.dtype.np)
-    hi = float(info.max) if posinf is None else posinf
-    lo = float(info.min) if neginf is None else neginf
+    # the replacements are cast to the dtype first, as torch: a float32 posinf=1e300 is inf
+    cast = lambda v: float(self.dtype.np.type(v))          # noqa: E731
+    hi = float(info.max) if posinf is None else cast(posinf)
+    lo = float(info.min) if neginf is None else cast(neginf)
+    nan = cast(nan)
     x = self.where(self == self, nan)
     x = x.where(x != float("inf"), hi)
     return x.where(x != float("-inf"), lo)
@@ -93,6 +96,9 @@ def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
 
 @both
 def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    if not isinstance(other, Tensor):
+        raise TypeError(f"isclose(): argument 'other' (position 2) must be Tensor, not "
+                        f"{type(other).__name__}")
     if self.dtype is not other.dtype:
         raise RuntimeError(f"{self.dtype.name} did not match {other.dtype.name}")
     exact = self == other           # (on the integers themselves: float64 loses past 2**53)
