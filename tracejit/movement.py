@@ -373,16 +373,23 @@ def gather(self, dim, index):
     if bad is not None:
         raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {n}")
     index = negatives_out_of_range(index, n)
+    return self[tuple(position_keys(index, d, self.ndim))]
+
+
+def position_keys(index, d: int, ndim: int) -> list:
+    """Advanced-index keys addressing, for each position of `index`, the element along dim d
+    that it names and its own position along the other dims (gather's and scatter's keys; the
+    aranges broadcast against index)."""
     from .factories import arange
     keys = []
-    for i in range(self.ndim):
+    for i in range(ndim):
         if i == d:
             keys.append(index)
         else:
-            shp = [1] * self.ndim
+            shp = [1] * ndim
             shp[i] = index.shape[i]
-            keys.append(arange(index.shape[i]).reshape(shp).expand(index.shape))
-    return self[tuple(keys)]
+            keys.append(arange(index.shape[i], device=index.device).reshape(shp))
+    return keys
 
 
 def _checked_here(index) -> bool:

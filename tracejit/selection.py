@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .inplace import inplace
 from .methods import both, method
-from .movement import negatives_out_of_range, out_of_range
+from .movement import negatives_out_of_range, out_of_range, position_keys
 from .ops import REGISTRY as R
 from .ops import dtypes as D
 from .tensor import Tensor, _norm_dim, apply
@@ -72,15 +72,7 @@ def _scatter(self, dim, index, src, accumulate, name):
     if src.ndim:
         src = src.reshape(index.shape) if src.ndim != x.ndim else \
             src[tuple(slice(0, k) for k in index.shape)]
-    from .factories import arange
-    keys = []
-    for i in range(x.ndim):
-        if i == d:
-            keys.append(index)
-        else:
-            shp = [1] * x.ndim
-            shp[i] = index.shape[i]
-            keys.append(arange(index.shape[i], device=index.device).reshape(shp))
+    keys = position_keys(index, d, x.ndim)
     out = apply(R["index_put"], x, src, *keys, key=tuple(("t", j) for j in range(x.ndim)),
                 accumulate=accumulate)
     return out.reshape(()) if self.ndim == 0 else out
